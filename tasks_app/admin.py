@@ -1,0 +1,110 @@
+import uuid
+
+from django.contrib import admin, messages
+
+from tasks_app import services
+from tasks_app.errors import TaskNotCancellable
+from tasks_app.models import ApiKey, TaskRecord
+
+
+@admin.register(TaskRecord)
+class TaskRecordAdmin(admin.ModelAdmin):
+    """Read-only: records change only through the services (state machine), here by action."""
+
+    list_display = [
+        "id",
+        "task_type",
+        "status",
+        "owner",
+        "queue",
+        "progress",
+        "attempts",
+        "created_at",
+    ]
+    list_filter = ["status", "task_type", "queue", "owner"]
+    search_fields = ["id", "owner__username"]  # see get_search_results
+    date_hierarchy = "created_at"
+    list_select_related = ["owner"]
+    actions = ["cancel_selected"]
+    fieldsets = [
+        (None, {"fields": ["id", "task_type", "status", "owner", "queue", "priority", "worker"]}),
+        ("Progress", {"fields": ["progress_current", "progress_total", "progress_message"]}),
+        (
+            "Input and outcome",
+            {"fields": ["input", "result", "error_type", "error_message", "error_traceback"]},
+        ),
+        (
+            "Timeline",
+            {
+                "fields": [
+                    "attempts",
+                    "created_at",
+                    "dispatched_at",
+                    "started_at",
+                    "heartbeat_at",
+                    "finished_at",
+                    "cancel_requested_at",
+                ]
+            },
+        ),
+    ]
+
+    def get_search_results(self, request, queryset, search_term):
+        # A search is either a task id (exact) or part of an owner's username.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            return queryset.filter(owner__username__icontains=term), False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in TaskRecord._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Progress")
+    def progress(self, record: TaskRecord) -> str:
+        percent = record.progress_percent
+        return "" if percent is None else f"{percent}%"
+
+    @admin.action(description="Cancel selected tasks")
+    def cancel_selected(self, request, queryset):
+        cancelled, not_cancellable = 0, 0
+        for record in queryset:
+            try:
+                services.task_cancel(record=record)
+                cancelled += 1
+            except TaskNotCancellable:
+                not_cancellable += 1
+        self.message_user(request, f"Cancelled {cancelled} task(s).", messages.SUCCESS)
+        if not_cancellable:
+            self.message_user(
+                request, f"{not_cancellable} task(s) had already finished.", messages.WARNING
+            )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "owner__username"]
+    fields = ["owner", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        api_key, raw_key = services.api_key_create(owner=obj.owner, name=obj.name)
+        obj.pk, obj.prefix, obj.key_digest = api_key.pk, api_key.prefix, api_key.key_digest
+        self.message_user(
+            request,
+            f"API key created. Copy it now, it is not shown again: {raw_key}",
+            messages.WARNING,
+        )

@@ -1,0 +1,197 @@
+"""HTTP API of task records: submit, list, poll, cancel, and the catalogue of task types.
+
+Views validate, call one service or selector, and serialize. Ownership lives in the
+selectors, domain errors become HTTP in ``exception_handlers``.
+"""
+
+import django_filters
+from django.http import Http404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.metadata import SimpleMetadata
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from tasks_app import selectors, services
+from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.registry import UnknownTaskType, all_task_types, get_task_type
+
+
+class TaskRecordOutputSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.get_username")
+    progress = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TaskRecord
+        fields = [
+            "id",
+            "task_type",
+            "status",
+            "owner",
+            "queue",
+            "priority",
+            "input",
+            "progress",
+            "result",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "cancel_requested_at",
+            "links",
+        ]
+
+    def get_progress(self, record: TaskRecord) -> dict:
+        return {
+            "current": record.progress_current,
+            "total": record.progress_total,
+            "percent": record.progress_percent,
+            "message": record.progress_message,
+        }
+
+    def get_error(self, record: TaskRecord) -> dict | None:
+        if not record.error_type:
+            return None
+        return {"type": record.error_type, "message": record.error_message}
+
+    def get_links(self, record: TaskRecord) -> dict:
+        request = self.context["request"]
+        return {
+            "self": request.build_absolute_uri(reverse("task-detail", args=[record.pk])),
+            "cancel": request.build_absolute_uri(reverse("task-cancel", args=[record.pk])),
+        }
+
+
+class TaskFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=TaskStatus.choices)
+    task_type = django_filters.CharFilter()
+
+    class Meta:
+        model = TaskRecord
+        fields = ["status", "task_type"]
+
+
+class TaskCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class TaskCollectionApi(APIView):
+    """GET lists the caller's tasks; POST submits a new one."""
+
+    parser_classes = [JSONParser]
+    throttle_scope = "task_submit"
+
+    class InputSerializer(serializers.Serializer):
+        task_type = serializers.CharField(max_length=100)
+        input = serializers.DictField(default=dict)
+        priority = serializers.IntegerField(min_value=0, max_value=9, required=False)
+
+        def validate_task_type(self, name: str):
+            try:
+                return get_task_type(name)
+            except UnknownTaskType:
+                known = ", ".join(spec.name for spec in all_task_types())
+                raise serializers.ValidationError(
+                    f"Unknown task type '{name}'. Known types: {known}."
+                ) from None
+
+        def validate(self, attrs: dict) -> dict:
+            type_input = attrs["task_type"].input_serializer(data=attrs["input"])
+            if not type_input.is_valid():
+                raise serializers.ValidationError({"input": type_input.errors})
+            attrs["input"] = type_input.validated_data
+            return attrs
+
+    def get_throttles(self):
+        # Only submitting is rate limited; polling the list stays free.
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
+    @extend_schema(parameters=[TaskFilter], responses={200: TaskRecordOutputSerializer(many=True)})
+    def get(self, request):
+        records = selectors.task_list_for_user(user=request.user)
+        filtered = TaskFilter(request.query_params, queryset=records, request=request)
+        if not filtered.is_valid():
+            raise serializers.ValidationError(filtered.errors)
+        paginator = TaskCursorPagination()
+        page = paginator.paginate_queryset(filtered.qs, request, view=self)
+        data = TaskRecordOutputSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(request=InputSerializer, responses={202: TaskRecordOutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        record = services.task_submit(
+            owner=request.user,
+            task_type=serializer.validated_data["task_type"],
+            input_data=serializer.validated_data["input"],
+            priority=serializer.validated_data.get("priority"),
+        )
+        data = TaskRecordOutputSerializer(record, context={"request": request}).data
+        return Response(
+            data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]}
+        )
+
+
+def _get_visible_task_or_404(request, task_id) -> TaskRecord:
+    record = selectors.task_get_for_user(user=request.user, task_id=task_id)
+    if record is None:
+        raise Http404("No task with this id.")
+    return record
+
+
+class TaskDetailApi(APIView):
+    """GET polls one task; DELETE cancels it (the record is kept)."""
+
+    @extend_schema(responses={200: TaskRecordOutputSerializer})
+    def get(self, request, task_id):
+        record = _get_visible_task_or_404(request, task_id)
+        return Response(TaskRecordOutputSerializer(record, context={"request": request}).data)
+
+    @extend_schema(responses={200: TaskRecordOutputSerializer})
+    def delete(self, request, task_id):
+        return _cancel(request, task_id)
+
+
+class TaskCancelApi(APIView):
+    """POST cancels a task that has not finished yet; cancelling twice is harmless."""
+
+    @extend_schema(request=None, responses={200: TaskRecordOutputSerializer})
+    def post(self, request, task_id):
+        return _cancel(request, task_id)
+
+
+def _cancel(request, task_id) -> Response:
+    record = services.task_cancel(record=_get_visible_task_or_404(request, task_id))
+    return Response(TaskRecordOutputSerializer(record, context={"request": request}).data)
+
+
+class TaskTypeListApi(APIView):
+    """What can be submitted: each task type with its queue, limits and input fields."""
+
+    class OutputSerializer(serializers.Serializer):
+        name = serializers.CharField()
+        description = serializers.CharField()
+        queue = serializers.CharField()
+        priority = serializers.IntegerField()
+        soft_time_limit = serializers.IntegerField(allow_null=True)
+        time_limit = serializers.IntegerField(allow_null=True)
+        max_retries = serializers.IntegerField(source="retry.max_retries")
+        input_schema = serializers.SerializerMethodField()
+
+        def get_input_schema(self, spec) -> dict:
+            # DRF's own description of serializer fields (the same as OPTIONS requests).
+            return SimpleMetadata().get_serializer_info(spec.input_serializer())
+
+    @extend_schema(responses={200: OutputSerializer(many=True)})
+    def get(self, request):
+        return Response(self.OutputSerializer(all_task_types(), many=True).data)

@@ -1,0 +1,26 @@
+"""Domain errors. Services raise these; the API's exception handler turns them into HTTP."""
+
+
+class TaskError(Exception):
+    """Base class of the errors a task service raises for a caller to handle."""
+
+
+class TaskNotCancellable(TaskError):
+    """The task already reached a final status, so there is nothing left to cancel."""
+
+    def __init__(self, *, status: str):
+        self.status = status
+        super().__init__(
+            f"The task has already {status.replace('_', ' ')}; it cannot be cancelled."
+        )
+
+
+class TransientTaskError(Exception):
+    """Raised by a task body for a failure that may pass (a busy service, a timeout).
+
+    Task types list the transient errors they retry; anything else fails at once.
+    """
+
+
+class PermanentTaskError(Exception):
+    """Raised by a task body for a failure that retrying cannot fix (bad data)."""

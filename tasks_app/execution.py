@@ -1,0 +1,120 @@
+"""What a worker does with one delivery of a task: claim, run the body, record the outcome.
+
+The database record is the truth. Celery's own result row (django-celery-results) is
+kept in agreement: success and failure are stored by Celery itself; a cancel is stored as
+REVOKED here, since the body's ``Ignore`` leaves Celery's row alone.
+"""
+
+import logging
+import traceback
+from typing import NoReturn
+
+from celery import Task
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
+
+from tasks_app import services
+from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.registry import TaskType
+
+logger = logging.getLogger(__name__)
+
+
+class TaskCancelled(Exception):
+    """Raised inside a task body when its record is no longer running (it was cancelled)."""
+
+
+class TaskContext:
+    """Handed to every task body: report progress, and learn whether to stop."""
+
+    def __init__(self, *, record: TaskRecord):
+        self.task_id = str(record.pk)
+        self.task_type = record.task_type
+        self.owner_id = record.owner_id
+        self.attempt = record.attempts
+
+    def report_progress(self, current: int, total: int | None = None, message: str = "") -> None:
+        """Store progress; raises ``TaskCancelled`` if the task was cancelled meanwhile."""
+        if not services.task_report_progress(
+            task_id=self.task_id, current=current, total=total, message=message
+        ):
+            raise TaskCancelled(self.task_id)
+
+    def raise_if_cancelled(self) -> None:
+        """A cheap check for bodies that have no progress to report for a while."""
+        if not services.task_is_running(task_id=self.task_id):
+            raise TaskCancelled(self.task_id)
+
+
+def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task) -> dict | None:
+    record = services.task_claim(task_id=task_id, worker=celery_task.request.hostname or "")
+    if record is None:
+        _skip_unclaimed(task_id=task_id, task_type=task_type, celery_task=celery_task)
+    log_context = (
+        f"id={task_id} type={task_type.name} owner={record.owner_id} attempt={record.attempts}"
+    )
+    logger.info("task started %s", log_context)
+
+    try:
+        result = task_type.body(TaskContext(record=record), **record.input)
+    except TaskCancelled:
+        logger.info("task stopped after cancel %s", log_context)
+        _store_revoked(celery_task, task_id)
+    except SoftTimeLimitExceeded:
+        # SIGUSR1 means either the soft time limit or a cancel (revoke with terminate).
+        if services.task_mark_timed_out(
+            task_id=task_id,
+            error_message=f"The task ran past its time limit of {task_type.soft_time_limit} s.",
+        ):
+            logger.warning("task timed out %s", log_context)
+            raise
+        logger.info("task stopped after cancel %s", log_context)
+        _store_revoked(celery_task, task_id)
+    except Exception as error:
+        retries_done = celery_task.request.retries
+        if task_type.retry.should_retry(error, retries_done=retries_done):
+            countdown = task_type.retry.countdown(retries_done=retries_done)
+            # Marked retrying before the retry message exists, so its delivery can claim.
+            if not services.task_mark_retrying(
+                task_id=task_id, error_type=type(error).__name__, error_message=_describe(error)
+            ):
+                _store_revoked(celery_task, task_id)
+            logger.warning("task will retry in %ss %s: %s", countdown, log_context, error)
+            raise celery_task.retry(exc=error, countdown=countdown) from error
+        services.task_mark_failed(
+            task_id=task_id,
+            error_type=type(error).__name__,
+            error_message=_describe(error),
+            error_traceback=traceback.format_exc(),
+        )
+        logger.warning("task failed %s: %s", log_context, error)
+        raise
+
+    if not services.task_mark_succeeded(task_id=task_id, result=result):
+        # Cancelled while finishing: the cancel wins and the result is dropped.
+        logger.info("task finished after cancel, result dropped %s", log_context)
+        _store_revoked(celery_task, task_id)
+    logger.info("task succeeded %s", log_context)
+    return result
+
+
+def _skip_unclaimed(*, task_id: str, task_type: TaskType, celery_task: Task) -> NoReturn:
+    status = TaskRecord.objects.filter(pk=task_id).values_list("status", flat=True).first()
+    logger.info(
+        "task not claimed, skipping delivery id=%s type=%s status=%s",
+        task_id,
+        task_type.name,
+        status or "no record",
+    )
+    if status == TaskStatus.CANCELLED:
+        _store_revoked(celery_task, task_id)
+    # Ignore leaves Celery's result row as it is: this delivery did nothing.
+    raise Ignore()
+
+
+def _store_revoked(celery_task: Task, task_id: str) -> NoReturn:
+    celery_task.backend.mark_as_revoked(task_id, reason="cancelled", request=celery_task.request)
+    raise Ignore()
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__

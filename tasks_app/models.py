@@ -1,0 +1,177 @@
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.utils import timezone
+
+
+class TaskStatus(models.TextChoices):
+    """Where a task record is in its life. The allowed moves are in ``TRANSITIONS``.
+
+    queued     committed and handed (or about to be handed) to the broker; nobody runs it yet.
+    running    a worker claimed it and runs the body.
+    retrying   the body raised a transient error; a later attempt is scheduled.
+    succeeded  the body returned; ``result`` holds what it returned.       (final)
+    failed     a permanent error, or the retries ran out; ``error_*`` say why. (final)
+    cancelled  the owner or staff cancelled it; it will not run (again).    (final)
+    timed_out  it ran past its time limit and was stopped.                 (final)
+    """
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+# The one state machine: from each status, where a record may go next. Every write of
+# ``status`` is a conditional update built from this table (TaskRecordQuerySet.transition).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
+    TaskStatus.RUNNING: frozenset(
+        {
+            TaskStatus.SUCCEEDED,
+            TaskStatus.FAILED,
+            TaskStatus.RETRYING,
+            TaskStatus.CANCELLED,
+            TaskStatus.TIMED_OUT,
+        }
+    ),
+    TaskStatus.RETRYING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
+    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+    TaskStatus.TIMED_OUT: frozenset(),
+}
+
+FINAL_STATUSES = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
+ACTIVE_STATUSES = frozenset(TaskStatus.values) - FINAL_STATUSES
+
+
+def statuses_leading_to(target: str) -> list[str]:
+    return [source for source, targets in TRANSITIONS.items() if target in targets]
+
+
+class TaskRecordQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def finished(self):
+        return self.filter(status__in=FINAL_STATUSES)
+
+    def running(self):
+        return self.filter(status=TaskStatus.RUNNING)
+
+    def transition(self, *, pk, to: str, **fields) -> bool:
+        """Move one record to ``to`` if the state machine allows it from where it is now.
+
+        A single conditional UPDATE, so two racing writers cannot both win: False means
+        the record was not in a status that leads to ``to`` (somebody else moved it).
+        """
+        return bool(
+            self.filter(pk=pk, status__in=statuses_leading_to(to)).update(status=to, **fields)
+        )
+
+
+class TaskRecord(models.Model):
+    """One submitted job: who owns it, what it runs, and how far it got.
+
+    The primary key is also the Celery task id, so one id serves the API, ``revoke()``,
+    the django-celery-results row and the logs.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="task_records"
+    )
+    task_type = models.CharField(max_length=100)
+    queue = models.CharField(max_length=100)
+    priority = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(9)], help_text="0 (lowest) to 9 (most urgent)."
+    )
+    status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
+    input = models.JSONField(default=dict, blank=True)
+
+    progress_current = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
+    progress_message = models.CharField(max_length=255, blank=True)
+
+    result = models.JSONField(null=True, blank=True)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    error_traceback = models.TextField(blank=True)
+
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True, help_text="Worker that ran it last.")
+
+    created_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # "My tasks, newest first", optionally narrowed by status or type.
+            models.Index(fields=["owner", "-created_at"], name="task_owner_created"),
+            models.Index(fields=["owner", "status", "-created_at"], name="task_owner_status"),
+            models.Index(fields=["owner", "task_type", "-created_at"], name="task_owner_type"),
+            # Staff lists and the sweeps (queued too long, running without heartbeat).
+            models.Index(fields=["status", "created_at"], name="task_status_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=TaskStatus.values), name="task_status_valid"
+            ),
+            models.CheckConstraint(condition=models.Q(priority__lte=9), name="task_priority_0_9"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_type} {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def progress_percent(self) -> float | None:
+        if not self.progress_total:
+            return None
+        return round(min(100.0, 100.0 * self.progress_current / self.progress_total), 1)
+
+
+class ApiKey(models.Model):
+    """A key for the ``X-API-Key`` header. Only a SHA-256 digest of the key is stored.
+
+    Keys are long random strings, so a plain digest (no slow hash) cannot be reversed;
+    the visible ``prefix`` lets an owner tell keys apart without storing the secret.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def digest(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode()).hexdigest()

@@ -1,0 +1,122 @@
+"""The task types users can submit, and the Celery task that runs each of them.
+
+A task type is declared once, next to its body::
+
+    @register_task_type("diagnostics.sleep", input_serializer=SleepInput, queue="long")
+    def sleep(context: TaskContext, *, seconds: float, steps: int) -> dict: ...
+
+That registers a Celery task of the same name whose only job is to hand the record's id
+to ``execution.execute_task_record``; the body gets the validated input as keyword
+arguments and a context for progress and cancellation.
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from celery import Task, shared_task
+from rest_framework import serializers
+
+from tasks_app.errors import TransientTaskError
+
+
+class UnknownTaskType(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which errors are worth another attempt, and how long to wait before each one."""
+
+    retry_on: tuple[type[BaseException], ...] = (TransientTaskError,)
+    max_retries: int = 3
+    backoff_seconds: float = 2.0
+    backoff_max_seconds: float = 600.0
+    # Up to this fraction is added at random, so retries of many tasks do not stampede.
+    jitter: float = 0.25
+
+    def should_retry(self, error: BaseException, *, retries_done: int) -> bool:
+        return isinstance(error, self.retry_on) and retries_done < self.max_retries
+
+    def countdown(self, *, retries_done: int) -> float:
+        delay = min(self.backoff_max_seconds, self.backoff_seconds * 2**retries_done)
+        return round(delay * (1 + random.uniform(0, self.jitter)), 3)
+
+
+NO_RETRY = RetryPolicy(retry_on=(), max_retries=0)
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    body: Callable[..., dict | None]
+    input_serializer: type[serializers.Serializer]
+    description: str
+    queue: str = "default"
+    priority: int = 5
+    soft_time_limit: int | None = None
+    time_limit: int | None = None
+    retry: RetryPolicy = field(default=NO_RETRY)
+    celery_task: Task | None = field(default=None, compare=False, repr=False)
+
+
+_task_types: dict[str, TaskType] = {}
+
+
+def register_task_type(
+    name: str,
+    *,
+    input_serializer: type[serializers.Serializer],
+    queue: str = "default",
+    priority: int = 5,
+    soft_time_limit: int | None = None,
+    time_limit: int | None = None,
+    retry: RetryPolicy = NO_RETRY,
+) -> Callable:
+    def decorator(body: Callable[..., dict | None]) -> Callable[..., dict | None]:
+        spec = TaskType(
+            name=name,
+            body=body,
+            input_serializer=input_serializer,
+            description=(body.__doc__ or "").strip(),
+            queue=queue,
+            priority=priority,
+            soft_time_limit=soft_time_limit,
+            time_limit=time_limit,
+            retry=retry,
+        )
+
+        def run(celery_task: Task, task_id: str) -> dict | None:
+            # Imported here: execution uses the services, which load before any task runs.
+            from tasks_app.execution import execute_task_record
+
+            return execute_task_record(task_type=spec, task_id=task_id, celery_task=celery_task)
+
+        run.__name__ = run.__qualname__ = name.replace(".", "_")
+        # Time limits live on the Celery task, so the worker applies them to every
+        # delivery of it, including re-dispatches that carry no options of their own.
+        celery_task = shared_task(
+            name=name,
+            bind=True,
+            queue=queue,
+            soft_time_limit=soft_time_limit,
+            time_limit=time_limit,
+            # Retries are scheduled by execute_task_record from the policy above.
+            max_retries=retry.max_retries,
+        )(run)
+        object.__setattr__(spec, "celery_task", celery_task)
+        _task_types[name] = spec
+        return body
+
+    return decorator
+
+
+def get_task_type(name: str) -> TaskType:
+    try:
+        return _task_types[name]
+    except KeyError:
+        raise UnknownTaskType(name) from None
+
+
+def all_task_types() -> list[TaskType]:
+    return sorted(_task_types.values(), key=lambda spec: spec.name)

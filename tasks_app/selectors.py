@@ -1,0 +1,25 @@
+"""Read paths of task records. Ownership is enforced here, so views cannot forget it."""
+
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from tasks_app.models import TaskRecord
+
+
+def task_list_for_user(*, user: AbstractBaseUser) -> QuerySet[TaskRecord]:
+    """The records ``user`` may see, newest first: their own, or everyone's for staff."""
+    records = TaskRecord.objects.select_related("owner")
+    if not user.is_staff:
+        records = records.filter(owner=user)
+    return records.order_by("-created_at", "-id")
+
+
+def task_get_for_user(*, user: AbstractBaseUser, task_id: str) -> TaskRecord | None:
+    """One record ``user`` may see, or None: unknown, malformed and others' ids look alike."""
+    try:
+        pk = uuid.UUID(str(task_id))
+    except ValueError:
+        return None
+    return task_list_for_user(user=user).filter(pk=pk).first()

@@ -1,0 +1,59 @@
+"""Transitions that no task body can report, because the body is not running any more.
+
+Each handler owns one transition, is a few lines, and never raises (a raising signal
+handler would disturb the worker's own bookkeeping).
+"""
+
+import logging
+
+from billiard.exceptions import WorkerLostError
+from celery.exceptions import TimeLimitExceeded
+from celery.signals import task_failure, task_revoked
+
+from tasks_app import services
+from tasks_app.registry import UnknownTaskType, get_task_type
+
+logger = logging.getLogger(__name__)
+
+
+def _is_ours(task_name: str | None) -> bool:
+    try:
+        get_task_type(task_name or "")
+    except UnknownTaskType:
+        return False
+    return True
+
+
+@task_revoked.connect
+def record_revoked_task_cancelled(sender=None, request=None, **kwargs) -> None:
+    """queued/running/retrying → cancelled, when a revoke reached the worker first."""
+    if request is None or not _is_ours(getattr(sender, "name", None)):
+        return
+    try:
+        services.task_mark_cancelled(task_id=request.id)
+    except Exception:
+        logger.exception("could not record revoke id=%s", request.id)
+
+
+@task_failure.connect
+def record_hard_failure(sender=None, task_id=None, exception=None, **kwargs) -> None:
+    """running → timed_out on the hard time limit; running → failed when the worker died.
+
+    Failures raised by the body itself are recorded by the body's runner, not here.
+    """
+    if task_id is None or not _is_ours(getattr(sender, "name", None)):
+        return
+    try:
+        if isinstance(exception, TimeLimitExceeded):
+            services.task_mark_timed_out(
+                task_id=task_id,
+                error_message=f"Killed at its hard time limit of {sender.time_limit} s.",
+            )
+        elif isinstance(exception, WorkerLostError):
+            services.task_mark_failed(
+                task_id=task_id,
+                error_type="WorkerLostError",
+                error_message="worker lost: the process running the task exited unexpectedly.",
+            )
+    except Exception:
+        logger.exception("could not record failure id=%s", task_id)
