@@ -98,7 +98,6 @@ def register_task_type(
         celery_task = shared_task(
             name=name,
             bind=True,
-            queue=queue,
             soft_time_limit=soft_time_limit,
             time_limit=time_limit,
             # Retries are scheduled by execute_task_record from the policy above.

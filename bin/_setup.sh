@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# Shared set-up of bin/serve and bin/test. Sourced, not run: it defines functions and
+# moves to the repository root. Every step is idempotent, so running it again is cheap.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+# Tools in .venv/bin (python, honcho, gunicorn, celery, ruff) come first, also for the
+# Procfile's processes, which inherit this PATH.
+export PATH="$VENV/bin:$PATH"
+
+say() { printf '==> %s\n' "$*"; }
+
+# Create .venv if missing and install requirements.txt into it, unless it is unchanged
+# since the last successful install (a hash stamp inside .venv remembers which one).
+setup_venv() {
+    local python="${PYTHON:-python3}" stamp="$VENV/.requirements.sha256" wanted
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "error: needs Python 3.11 or newer as '$python' (set PYTHON=/path/to/python3.11)" >&2
+            return 1
+        fi
+        say "Creating .venv with $("$python" --version)"
+        "$python" -m venv "$VENV"
+    fi
+    wanted="$("$VENV/bin/python" -c 'import hashlib, sys
+print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' requirements.txt)"
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
+        say "Installing requirements.txt into .venv"
+        # Concurrent set-ups (bin/serve and bin/test at once) must not run pip together.
+        # The lock is released before set-up returns, so no long-running process keeps it.
+        if command -v flock >/dev/null; then exec 9>"$VENV/.setup.lock" && flock 9; fi
+        if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
+            "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+            echo "$wanted" >"$stamp"
+        fi
+        if command -v flock >/dev/null; then exec 9>&-; fi
+    fi
+}
+
+# Write .env from .env.example on the first run: development mode and a fresh secret key.
+# An existing .env is never touched.
+setup_dotenv() {
+    [[ -e .env ]] && return 0
+    say "Writing .env from .env.example (DJANGO_DEBUG=true, new DJANGO_SECRET_KEY)"
+    (umask 077 && "$VENV/bin/python" - <<'PY'
+import re
+import secrets
+from pathlib import Path
+
+text = Path(".env.example").read_text()
+for name, value in {
+    "DJANGO_DEBUG": "true",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+}.items():
+    text, count = re.subn(rf"(?m)^#?\s*{name}=.*$", f"{name}={value}", text, count=1)
+    if not count:
+        text += f"\n{name}={value}\n"
+Path(".env.tmp").write_text(text)
+Path(".env.tmp").replace(".env")
+PY
+    )
+}
+
+# The value of NAME from .env (its last uncommented line, quotes removed), or nothing.
+# For the few variables the shell itself needs (PORT, TASKS_QUEUES); Django reads .env alone.
+dotenv_get() {
+    [[ -f .env ]] || return 0
+    sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" .env | tail -n 1 |
+        sed -e 's/[[:space:]]*$//' -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'$/\1/"
+}

@@ -1,0 +1,123 @@
+"""A real Celery worker, against the configured broker and the test database.
+
+The worker is a separate process started with the same settings as the tests
+(tests.settings), so it sees the broker the test process publishes to, and is pointed
+at the test database pytest-django created. Tests here use ``transactional_db``: the
+worker only sees committed rows.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import client_for
+from tests.factories import UserFactory
+
+BASE_DIR = Path(settings.BASE_DIR)
+WORKER_READY_SECONDS = 60
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    credentials = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"])
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """A `celery worker` child process whose log the tests can read."""
+
+    def __init__(self, *, log_path: Path, concurrency: int = 2):
+        self.log_path = log_path
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": _test_database_url(),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--queues",
+            ",".join(settings.TASKS_QUEUES),
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            self.name,
+            # Messages left by an earlier, interrupted test run must not run here.
+            "--purge",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        while time.monotonic() < deadline:
+            if " ready." in self.log():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"worker did not start; its log:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # warm shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    worker = WorkerProcess(log_path=tmp_path_factory.mktemp("worker") / "worker.log")
+    worker.wait_until_ready()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def live(transactional_db, celery_worker, request):
+    """An authenticated API client for a fresh user, with the worker running.
+
+    On failure the worker's log tail is printed, since that is where the story is.
+    """
+    yield client_for(UserFactory(username=f"live-{uuid.uuid4().hex[:6]}"))
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("---- worker log (tail) ----\n" + celery_worker.log()[-6000:])
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,132 @@
+import pytest
+
+from tasks_app import services
+from tasks_app.errors import TaskNotCancellable
+from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.registry import get_task_type
+from tests.factories import TaskRecordFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_submit_writes_a_queued_record_and_dispatches_only_after_commit(
+    user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        record = services.task_submit(
+            owner=user,
+            task_type=get_task_type("diagnostics.sleep"),
+            input_data={"seconds": 1.0, "steps": 2},
+        )
+
+    record.refresh_from_db()
+    assert record.status == TaskStatus.QUEUED
+    assert (record.queue, record.priority, record.attempts) == ("long", 5, 0)
+    assert len(callbacks) == 1
+    assert callbacks[0].keywords == {"task_id": record.pk}
+
+
+def test_submit_uses_the_requested_priority(user):
+    record = services.task_submit(
+        owner=user, task_type=get_task_type("diagnostics.fail"), input_data={}, priority=9
+    )
+    assert record.priority == 9
+
+
+def test_claim_takes_a_queued_record_once():
+    record = TaskRecordFactory()
+
+    first = services.task_claim(task_id=str(record.pk), worker="w1")
+    second = services.task_claim(task_id=str(record.pk), worker="w2")
+
+    assert first is not None and first.status == TaskStatus.RUNNING
+    assert (first.attempts, first.worker) == (1, "w1")
+    assert first.started_at is not None
+    assert second is None
+
+
+@pytest.mark.parametrize("status", ["running", "succeeded", "failed", "cancelled", "timed_out"])
+def test_claim_refuses_a_record_that_is_not_waiting(status):
+    record = TaskRecordFactory(status=status)
+
+    assert services.task_claim(task_id=str(record.pk), worker="w1") is None
+    record.refresh_from_db()
+    assert record.status == status
+
+
+def test_claim_of_a_retrying_record_counts_another_attempt():
+    record = TaskRecordFactory(status=TaskStatus.RETRYING, attempts=1)
+
+    claimed = services.task_claim(task_id=str(record.pk), worker="w1")
+
+    assert claimed.attempts == 2
+
+
+def test_progress_of_a_running_task_is_stored():
+    record = TaskRecordFactory(status=TaskStatus.RUNNING)
+
+    assert services.task_report_progress(task_id=record.pk, current=2, total=5, message="two")
+
+    record.refresh_from_db()
+    assert (record.progress_current, record.progress_total, record.progress_message) == (2, 5, "two")
+    assert record.heartbeat_at is not None
+
+
+def test_progress_of_a_cancelled_task_is_refused_so_the_body_stops():
+    record = TaskRecordFactory(status=TaskStatus.CANCELLED)
+
+    assert not services.task_report_progress(task_id=record.pk, current=1, total=5)
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "retrying"])
+def test_cancel_of_an_unfinished_task_cancels_it(status, django_capture_on_commit_callbacks):
+    record = TaskRecordFactory(status=status)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        cancelled = services.task_cancel(record=record)
+
+    assert cancelled.status == TaskStatus.CANCELLED
+    assert cancelled.cancel_requested_at is not None and cancelled.finished_at is not None
+    assert len(callbacks) == 1  # the revoke, sent after commit
+
+
+def test_cancel_twice_is_harmless(django_capture_on_commit_callbacks):
+    record = TaskRecordFactory(status=TaskStatus.QUEUED)
+    services.task_cancel(record=record)
+    first_time = TaskRecord.objects.get(pk=record.pk).cancel_requested_at
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        again = services.task_cancel(record=record)
+
+    assert again.status == TaskStatus.CANCELLED
+    assert again.cancel_requested_at == first_time
+    assert callbacks == []
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "timed_out"])
+def test_cancel_of_a_finished_task_raises_with_its_status(status):
+    record = TaskRecordFactory(status=status)
+
+    with pytest.raises(TaskNotCancellable) as raised:
+        services.task_cancel(record=record)
+
+    assert raised.value.status == status
+    record.refresh_from_db()
+    assert record.status == status
+
+
+def test_success_after_cancel_is_dropped():
+    record = TaskRecordFactory(status=TaskStatus.CANCELLED)
+
+    assert not services.task_mark_succeeded(task_id=record.pk, result={"x": 1})
+
+    record.refresh_from_db()
+    assert (record.status, record.result) == ("cancelled", None)
+
+
+def test_api_key_is_returned_once_and_stored_as_a_digest(user):
+    api_key, raw_key = services.api_key_create(owner=user, name="ci")
+
+    assert raw_key.startswith(f"jsk_{api_key.prefix}_")
+    assert raw_key not in (api_key.key_digest, api_key.prefix)
+    assert api_key.key_digest == api_key.digest(raw_key)
