@@ -2,6 +2,7 @@ import hashlib
 import uuid
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
@@ -94,13 +95,14 @@ class TaskRecord(models.Model):
         validators=[MaxValueValidator(9)], help_text="0 (lowest) to 9 (most urgent)."
     )
     status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
-    input = models.JSONField(default=dict, blank=True)
+    # Dates and decimals in a validated input are stored as their JSON text forms.
+    input = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 
     progress_current = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(null=True, blank=True)
     progress_message = models.CharField(max_length=255, blank=True)
 
-    result = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     error_type = models.CharField(max_length=200, blank=True)
     error_message = models.TextField(blank=True)
     error_traceback = models.TextField(blank=True)

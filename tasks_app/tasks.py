@@ -4,8 +4,9 @@ import time
 
 from rest_framework import serializers
 
+from tasks_app.errors import TransientTaskError
 from tasks_app.execution import TaskContext
-from tasks_app.registry import register_task_type
+from tasks_app.registry import RetryPolicy, register_task_type
 
 
 class DiagnosticFailure(Exception):
@@ -18,6 +19,15 @@ class SleepInput(serializers.Serializer):
     )
     steps = serializers.IntegerField(
         min_value=1, max_value=1000, default=10, help_text="Progress is reported after each step."
+    )
+
+
+class FlakyInput(serializers.Serializer):
+    failures = serializers.IntegerField(
+        min_value=0,
+        max_value=10,
+        default=2,
+        help_text="How many attempts fail before one succeeds.",
     )
 
 
@@ -64,3 +74,19 @@ def diagnostics_fail(context: TaskContext, *, message: str, after_seconds: float
         context.report_progress(0, 1, "waiting before failing")
         time.sleep(after_seconds)
     raise DiagnosticFailure(message)
+
+
+@register_task_type(
+    "diagnostics.flaky",
+    input_serializer=FlakyInput,
+    soft_time_limit=60,
+    time_limit=70,
+    retry=RetryPolicy(
+        retry_on=(TransientTaskError,), max_retries=3, backoff_seconds=0.5, backoff_max_seconds=5
+    ),
+)
+def diagnostics_flaky(context: TaskContext, *, failures: int) -> dict:
+    """Fail with a transient error on the first `failures` attempts, then succeed."""
+    if context.attempt <= failures:
+        raise TransientTaskError(f"Transient failure on attempt {context.attempt}.")
+    return {"succeeded_on_attempt": context.attempt}

@@ -1,8 +1,16 @@
+import os
+import shutil
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("TESTS_OWN_VAR_DIR"):
+        shutil.rmtree(os.environ["DJANGO_VAR_DIR"], ignore_errors=True)
 
 
 def client_for(user) -> APIClient:

@@ -122,3 +122,30 @@ def test_cancel_of_a_finished_task_is_409(live):
     assert response.status_code == 409
     assert response.json()["status"] == "succeeded"
     assert TaskRecord.objects.get(pk=task["id"]).status == "succeeded"
+
+
+def test_transient_failures_are_retried_until_success(live):
+    task = submit(live, "diagnostics.flaky", failures=2)
+
+    seen = poll(live, task["id"], until=has_status("succeeded", "failed"), timeout=40)
+
+    final = seen[-1]
+    assert final["status"] == "succeeded"
+    assert final["attempts"] == 3
+    assert final["result"] == {"succeeded_on_attempt": 3}
+    assert "retrying" in {body["status"] for body in seen}
+    assert celery_state(task["id"]) == "SUCCESS"
+
+
+def test_transient_failures_past_the_retry_limit_end_failed(live):
+    task = submit(live, "diagnostics.flaky", failures=10)
+
+    final = poll(live, task["id"], until=has_status("succeeded", "failed"), timeout=60)[-1]
+
+    assert final["status"] == "failed"
+    assert final["attempts"] == 4  # the first run and max_retries=3 retries
+    assert final["error"] == {
+        "type": "TransientTaskError",
+        "message": "Transient failure on attempt 4.",
+    }
+    assert celery_state(task["id"]) == "FAILURE"

@@ -217,9 +217,7 @@ def test_detail_shows_progress_result_and_error(api, user):
     assert body["result"] is None
 
 
-def test_another_users_task_is_404_for_detail_and_cancel_and_absent_from_list(
-    other_api, user
-):
+def test_another_users_task_is_404_for_detail_and_cancel_and_absent_from_list(other_api, user):
     record = TaskRecordFactory(owner=user)
 
     assert other_api.get(detail(record)).status_code == 404

@@ -68,7 +68,11 @@ def test_progress_of_a_running_task_is_stored():
     assert services.task_report_progress(task_id=record.pk, current=2, total=5, message="two")
 
     record.refresh_from_db()
-    assert (record.progress_current, record.progress_total, record.progress_message) == (2, 5, "two")
+    assert (record.progress_current, record.progress_total, record.progress_message) == (
+        2,
+        5,
+        "two",
+    )
     assert record.heartbeat_at is not None
 
 
