@@ -3,7 +3,7 @@
 # moves to the repository root. Every step is idempotent, so running it again is cheap.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || return
 VENV="$ROOT/.venv"
 # Tools in .venv/bin (python, honcho, gunicorn, celery, ruff) come first, also for the
 # Procfile's processes, which inherit this PATH.

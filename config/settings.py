@@ -121,7 +121,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "tasks_app.exception_handlers.domain_exception_handler",
+    "EXCEPTION_HANDLER": "config.exception_handlers.domain_exception_handler",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_THROTTLE_RATES": {"task_submit": env.str("API_SUBMIT_RATE", default="120/min")},
 }
@@ -200,6 +200,26 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Queues the shipped worker command listens on; each task type names one of them.
 TASKS_QUEUES = env.list("TASKS_QUEUES", default=["default", "long"])
+
+# --- Documents --------------------------------------------------------------------------
+
+# Uploads past this size are refused with 413 before their body is stored.
+DOCUMENTS_MAX_UPLOAD_BYTES = env.int("DOCUMENTS_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+# Chunks of the extracted text, in characters; neighbours share ``overlap`` characters.
+DOCUMENTS_CHUNK_SIZE = env.int("DOCUMENTS_CHUNK_SIZE", default=1000)
+DOCUMENTS_CHUNK_OVERLAP = env.int("DOCUMENTS_CHUNK_OVERLAP", default=200)
+# A .docx is a zip: refuse one that would unpack to more than this (zip bombs).
+DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES = env.int(
+    "DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES", default=200 * 1024 * 1024
+)
+# Web page ingestion: size and time limits, and hosts or CIDRs allowed although private
+# (an intranet, or the tests' local server). Public addresses need no entry.
+DOCUMENTS_FETCH_MAX_BYTES = env.int("DOCUMENTS_FETCH_MAX_BYTES", default=20 * 1024 * 1024)
+DOCUMENTS_FETCH_TIMEOUT = env.float("DOCUMENTS_FETCH_TIMEOUT", default=60.0)
+DOCUMENTS_URL_ALLOWLIST = env.list("DOCUMENTS_URL_ALLOWLIST", default=[])
+# Scratch space of processing; each run uses and removes a folder of its own.
+DOCUMENTS_TMP_DIR = Path(env.str("DOCUMENTS_TMP_DIR", default=str(VAR_DIR / "tmp" / "documents")))
+
 
 # --- Logging ----------------------------------------------------------------------------
 

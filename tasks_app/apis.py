@@ -13,12 +13,12 @@ from rest_framework.metadata import SimpleMetadata
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from tasks_app import selectors, services
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.registry import UnknownTaskType, all_task_types, get_task_type
+from tasks_app.throttling import SubmitRateThrottle
 
 
 class TaskRecordOutputSerializer(serializers.ModelSerializer):
@@ -88,6 +88,7 @@ class TaskCollectionApi(APIView):
     """GET lists the caller's tasks; POST submits a new one."""
 
     parser_classes = [JSONParser]
+    throttle_classes = [SubmitRateThrottle]
     throttle_scope = "task_submit"
 
     class InputSerializer(serializers.Serializer):
@@ -97,12 +98,15 @@ class TaskCollectionApi(APIView):
 
         def validate_task_type(self, name: str):
             try:
-                return get_task_type(name)
+                spec = get_task_type(name)
             except UnknownTaskType:
-                known = ", ".join(spec.name for spec in all_task_types())
+                spec = None
+            if spec is None or not spec.public:
+                known = ", ".join(spec.name for spec in all_task_types(public_only=True))
                 raise serializers.ValidationError(
                     f"Unknown task type '{name}'. Known types: {known}."
-                ) from None
+                )
+            return spec
 
         def validate(self, attrs: dict) -> dict:
             type_input = attrs["task_type"].input_serializer(data=attrs["input"])
@@ -110,10 +114,6 @@ class TaskCollectionApi(APIView):
                 raise serializers.ValidationError({"input": type_input.errors})
             attrs["input"] = type_input.validated_data
             return attrs
-
-    def get_throttles(self):
-        # Only submitting is rate limited; polling the list stays free.
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(parameters=[TaskFilter], responses={200: TaskRecordOutputSerializer(many=True)})
     def get(self, request):
@@ -194,4 +194,5 @@ class TaskTypeListApi(APIView):
 
     @extend_schema(responses={200: OutputSerializer(many=True)})
     def get(self, request):
-        return Response(self.OutputSerializer(all_task_types(), many=True).data)
+        specs = all_task_types(public_only=True)
+        return Response(self.OutputSerializer(specs, many=True).data)

@@ -13,11 +13,15 @@ arguments and a context for progress and cancellation.
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from celery import Task, shared_task
 from rest_framework import serializers
 
 from tasks_app.errors import TransientTaskError
+
+if TYPE_CHECKING:
+    from tasks_app.models import TaskRecord
 
 
 class UnknownTaskType(LookupError):
@@ -57,6 +61,11 @@ class TaskType:
     soft_time_limit: int | None = None
     time_limit: int | None = None
     retry: RetryPolicy = field(default=NO_RETRY)
+    # Internal types (started by another app's service, e.g. document processing) are not
+    # listed in /task-types/ and cannot be submitted through /tasks/.
+    public: bool = True
+    # Called with the record once it reaches a final status, whoever moved it there.
+    on_finished: Callable[["TaskRecord"], None] | None = field(default=None, repr=False)
     celery_task: Task | None = field(default=None, compare=False, repr=False)
 
 
@@ -72,6 +81,8 @@ def register_task_type(
     soft_time_limit: int | None = None,
     time_limit: int | None = None,
     retry: RetryPolicy = NO_RETRY,
+    public: bool = True,
+    on_finished: Callable[["TaskRecord"], None] | None = None,
 ) -> Callable:
     def decorator(body: Callable[..., dict | None]) -> Callable[..., dict | None]:
         spec = TaskType(
@@ -84,6 +95,8 @@ def register_task_type(
             soft_time_limit=soft_time_limit,
             time_limit=time_limit,
             retry=retry,
+            public=public,
+            on_finished=on_finished,
         )
 
         def run(celery_task: Task, task_id: str) -> dict | None:
@@ -117,5 +130,6 @@ def get_task_type(name: str) -> TaskType:
         raise UnknownTaskType(name) from None
 
 
-def all_task_types() -> list[TaskType]:
-    return sorted(_task_types.values(), key=lambda spec: spec.name)
+def all_task_types(*, public_only: bool = False) -> list[TaskType]:
+    specs = (spec for spec in _task_types.values() if spec.public or not public_only)
+    return sorted(specs, key=lambda spec: spec.name)

@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app.errors import TaskNotCancellable
 from tasks_app.models import ApiKey, TaskRecord, TaskStatus
-from tasks_app.registry import TaskType
+from tasks_app.registry import TaskType, UnknownTaskType, get_task_type
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,8 @@ def task_cancel(*, record: TaskRecord) -> TaskRecord:
     one is told to stop through ``revoke`` and sees the cancel at its next progress report.
     Raises ``TaskNotCancellable`` for a task that already succeeded, failed or timed out.
     """
-    now = timezone.now()
-    cancelled = TaskRecord.objects.transition(
-        pk=record.pk, to=TaskStatus.CANCELLED, cancel_requested_at=now, finished_at=now
+    cancelled = _finish(
+        task_id=record.pk, to=TaskStatus.CANCELLED, cancel_requested_at=timezone.now()
     )
     record.refresh_from_db()
     if not cancelled:
@@ -148,31 +147,27 @@ def task_is_running(*, task_id: str) -> bool:
 
 
 def task_mark_succeeded(*, task_id: str, result: dict | None) -> bool:
-    return TaskRecord.objects.transition(
-        pk=task_id, to=TaskStatus.SUCCEEDED, result=result, finished_at=timezone.now()
-    )
+    return _finish(task_id=task_id, to=TaskStatus.SUCCEEDED, result=result)
 
 
 def task_mark_failed(
     *, task_id: str, error_type: str, error_message: str, error_traceback: str = ""
 ) -> bool:
-    return TaskRecord.objects.transition(
-        pk=task_id,
+    return _finish(
+        task_id=task_id,
         to=TaskStatus.FAILED,
         error_type=error_type,
         error_message=error_message,
         error_traceback=error_traceback,
-        finished_at=timezone.now(),
     )
 
 
 def task_mark_timed_out(*, task_id: str, error_message: str) -> bool:
-    return TaskRecord.objects.transition(
-        pk=task_id,
+    return _finish(
+        task_id=task_id,
         to=TaskStatus.TIMED_OUT,
         error_type="TimeLimitExceeded",
         error_message=error_message,
-        finished_at=timezone.now(),
     )
 
 
@@ -187,10 +182,21 @@ def task_mark_retrying(*, task_id: str, error_type: str, error_message: str) -> 
 
 def task_mark_cancelled(*, task_id: str) -> bool:
     """Record a cancel that the worker saw first (a revoke that reached it directly)."""
-    now = timezone.now()
-    return TaskRecord.objects.transition(
-        pk=task_id, to=TaskStatus.CANCELLED, cancel_requested_at=now, finished_at=now
-    )
+    return _finish(task_id=task_id, to=TaskStatus.CANCELLED, cancel_requested_at=timezone.now())
+
+
+def _finish(*, task_id, to: str, **fields) -> bool:
+    """Move a record to a final status and tell its task type (``on_finished``)."""
+    if not TaskRecord.objects.transition(pk=task_id, to=to, finished_at=timezone.now(), **fields):
+        return False
+    record = TaskRecord.objects.get(pk=task_id)
+    try:
+        on_finished = get_task_type(record.task_type).on_finished
+    except UnknownTaskType:
+        on_finished = None
+    if on_finished is not None:
+        on_finished(record)
+    return True
 
 
 def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:

@@ -12,6 +12,8 @@ os.environ.setdefault(
 )
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-suite-only-not-a-secret")
 os.environ.setdefault("API_SUBMIT_RATE", "10000/min")
+# The URL ingestion tests serve pages from this loopback address (tests/integration/web_server.py).
+os.environ.setdefault("DOCUMENTS_URL_ALLOWLIST", "127.0.0.2")
 
 from config.settings import *  # noqa: E402, F403
 

@@ -1,0 +1,19 @@
+"""Domain errors of document services (processing errors live in documents.processing)."""
+
+
+class DocumentBusy(Exception):
+    """The document is still being processed; the request has to wait for it to finish."""
+
+    def __init__(self, *, status: str):
+        self.status = status
+        super().__init__(
+            f"The document is {status}; wait until it has finished, or cancel it first."
+        )
+
+
+class DocumentNotReady(Exception):
+    """The document has no extracted text yet (it is not completed)."""
+
+    def __init__(self, *, status: str):
+        self.status = status
+        super().__init__(f"The document has no text yet (status: {status}).")

@@ -1,0 +1,111 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from documents.processing import DocumentKind
+
+
+class DocumentStatus(models.TextChoices):
+    """Where a document's processing is. It follows its latest processing task:
+
+    queued      waiting for a worker (after upload, URL submission or reprocess).
+    processing  a worker is fetching, extracting and chunking it.
+    completed   text and chunks are stored and searchable.               (final)
+    failed      processing stopped; ``error_message`` says why.           (final)
+    cancelled   its processing task was cancelled.                        (final)
+
+    Reprocessing moves a final document back to queued; its old text and chunks stay
+    until the new ones replace them in one transaction.
+    """
+
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+UNFINISHED_STATUSES = (DocumentStatus.QUEUED, DocumentStatus.PROCESSING)
+
+
+def source_file_key(document: "Document", filename: str) -> str:
+    # Keyed by id and detected kind: nothing of the client's filename reaches storage.
+    return f"documents/{document.pk}/source.{document.kind or 'bin'}"
+
+
+def text_file_key(document: "Document", filename: str) -> str:
+    return f"documents/{document.pk}/text.txt"
+
+
+class Document(models.Model):
+    """A user's uploaded file or ingested web page, and what processing made of it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents"
+    )
+    filename = models.CharField(max_length=255, help_text="Sanitized name, for display only.")
+    source_url = models.URLField(max_length=2048, blank=True)
+    kind = models.CharField(
+        max_length=20, choices=[(k.value, k.name) for k in DocumentKind], blank=True
+    )
+    size = models.BigIntegerField(null=True, blank=True, help_text="Bytes of the stored source.")
+    source_file = models.FileField(upload_to=source_file_key, max_length=255, blank=True)
+    text_file = models.FileField(upload_to=text_file_key, max_length=255, blank=True)
+
+    status = models.CharField(
+        max_length=20, choices=DocumentStatus.choices, default=DocumentStatus.QUEUED
+    )
+    task = models.ForeignKey(
+        "tasks_app.TaskRecord",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The latest processing task.",
+    )
+    error_message = models.TextField(blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    word_count = models.PositiveIntegerField(null=True, blank=True)
+    chunk_count = models.PositiveIntegerField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="document_owner_created"),
+            models.Index(fields=["owner", "status", "-created_at"], name="document_owner_status"),
+            models.Index(fields=["owner", "kind", "-created_at"], name="document_owner_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+
+class DocumentChunk(models.Model):
+    """A piece of a document's text, with where it sits in the text and on which pages.
+
+    On PostgreSQL a GIN index over ``to_tsvector('english', text)`` serves search
+    (migration 0002); SQLite searches with a plain scan.
+    """
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    text = models.TextField()
+    start = models.PositiveIntegerField(help_text="Offset of the first character in the text.")
+    end = models.PositiveIntegerField(help_text="Offset just past the last character.")
+    page_start = models.PositiveIntegerField()
+    page_end = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["document", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "index"], name="chunk_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id} #{self.index}"

@@ -1,0 +1,199 @@
+"""Processing one document in the worker: fetch, extract, normalize, chunk, store.
+
+Memory stays flat in the document's size: pages are read one at a time, and the text
+and chunks go to files in a scratch folder until the end, when they replace the
+document's previous text and chunks in one short transaction. The scratch folder is
+removed on every way out (success, error, cancel, soft time limit).
+"""
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from documents.models import Document, DocumentChunk, DocumentStatus
+from documents.processing import DocumentError, DocumentKind, Page
+from documents.processing import docx as docx_format
+from documents.processing import html as html_format
+from documents.processing import pdf as pdf_format
+from documents.processing import text as text_format
+from documents.processing.chunking import Chunker, word_count
+from documents.processing.detect import detect_web_kind
+from documents.processing.fetch import fetch_url
+from documents.processing.normalize import normalize_text
+from documents.services import fetch_policy
+from tasks_app.errors import PermanentTaskError
+from tasks_app.execution import TaskCancelled, TaskContext
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BATCH_SIZE = 500
+
+
+@dataclass
+class Extraction:
+    pages: int = 0
+    words: int = 0
+    chunks: int = 0
+
+
+def _extractors() -> dict[str, Callable[[Path], Iterator[Page]]]:
+    return {
+        DocumentKind.PDF: pdf_format.extract_pages,
+        DocumentKind.DOCX: partial(
+            docx_format.extract_pages,
+            max_uncompressed_bytes=settings.DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES,
+        ),
+        DocumentKind.TEXT: text_format.extract_pages,
+        DocumentKind.MARKDOWN: text_format.extract_pages,
+        DocumentKind.HTML: html_format.extract_pages,
+    }
+
+
+def document_process(*, document_id: str, context: TaskContext) -> dict:
+    """The body of ``documents.process``: returns the counts it stored."""
+    started = Document.objects.filter(
+        pk=document_id,
+        task_id=context.task_id,
+        status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
+    ).update(status=DocumentStatus.PROCESSING)
+    if not started:
+        raise PermanentTaskError("The document was deleted or is processed by a newer task.")
+    document = Document.objects.get(pk=document_id)
+
+    settings.DOCUMENTS_TMP_DIR.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{document_id}-", dir=settings.DOCUMENTS_TMP_DIR))
+    try:
+        if document.source_url and not document.source_file:
+            _fetch_source(document, workdir, context)
+        source = _local_source(document, workdir)
+        extraction = _extract(document, source, workdir, context)
+        _store(document, workdir, extraction, context)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    logger.info(
+        "document processed id=%s pages=%s words=%s chunks=%s",
+        document_id,
+        extraction.pages,
+        extraction.words,
+        extraction.chunks,
+    )
+    return {"document_id": document_id, **asdict(extraction)}
+
+
+def _fetch_source(document: Document, workdir: Path, context: TaskContext) -> None:
+    context.report_progress(0, None, "fetching the page")
+    download = workdir / "download"
+    with download.open("wb") as out:
+        page = fetch_url(document.source_url, out, policy=fetch_policy())
+    with download.open("rb") as stored:
+        document.kind = detect_web_kind(stored.read(64 * 1024), content_type=page.content_type)
+        document.filename = page.suggested_filename
+        document.size = page.size
+        stored.seek(0)
+        document.source_file.save(document.filename, File(stored), save=False)
+    Document.objects.filter(pk=document.pk).update(
+        kind=document.kind,
+        filename=document.filename,
+        size=document.size,
+        source_file=document.source_file.name,
+    )
+
+
+def _local_source(document: Document, workdir: Path) -> Path:
+    try:
+        return Path(default_storage.path(document.source_file.name))
+    except NotImplementedError:  # remote storage (S3 and the like): copy it here first
+        local = workdir / "source"
+        with default_storage.open(document.source_file.name, "rb") as remote:
+            with local.open("wb") as out:
+                shutil.copyfileobj(remote, out)
+        return local
+
+
+def _extract(document: Document, source: Path, workdir: Path, context: TaskContext) -> Extraction:
+    total_pages = pdf_format.count_pages(source) if document.kind == DocumentKind.PDF else None
+    chunker = Chunker(size=settings.DOCUMENTS_CHUNK_SIZE, overlap=settings.DOCUMENTS_CHUNK_OVERLAP)
+    extraction = Extraction()
+    with (
+        (workdir / "text.txt").open("w", encoding="utf-8") as text_out,
+        (workdir / "chunks.jsonl").open("w", encoding="utf-8") as chunks_out,
+    ):
+
+        def write_chunks(chunks) -> None:
+            for chunk in chunks:
+                chunks_out.write(json.dumps(asdict(chunk)) + "\n")
+                extraction.chunks += 1
+
+        for raw_page in _extractors()[document.kind](source):
+            page = Page(number=raw_page.number, text=normalize_text(raw_page.text))
+            text_out.write(("\n\n" if extraction.pages else "") + page.text)
+            extraction.pages += 1
+            extraction.words += word_count(page.text)
+            write_chunks(chunker.feed(page))
+            of_total = f" of {total_pages}" if total_pages else ""
+            context.report_progress(
+                extraction.pages, total_pages, f"extracted page {extraction.pages}{of_total}"
+            )
+        write_chunks(chunker.finish())
+    if not extraction.words:
+        raise DocumentError(
+            "No text could be found in the document. Scanned pages (images) are not "
+            "supported: text recognition (OCR) is not available."
+        )
+    return extraction
+
+
+def _store(document: Document, workdir: Path, extraction: Extraction, context: TaskContext):
+    context.report_progress(extraction.pages, extraction.pages, "storing text and chunks")
+    # A new name per run: readers keep the old text until the switch below commits.
+    with (workdir / "text.txt").open("rb") as text_in:
+        text_name = default_storage.save(
+            f"documents/{document.pk}/text-{context.task_id}.txt", File(text_in)
+        )
+    old_text_name = document.text_file.name
+    try:
+        with transaction.atomic():
+            still_ours = Document.objects.filter(
+                pk=document.pk, task_id=context.task_id, status=DocumentStatus.PROCESSING
+            ).update(
+                status=DocumentStatus.COMPLETED,
+                text_file=text_name,
+                page_count=extraction.pages,
+                word_count=extraction.words,
+                chunk_count=extraction.chunks,
+                processed_at=timezone.now(),
+                error_message="",
+            )
+            if not still_ours:
+                raise TaskCancelled(context.task_id)
+            DocumentChunk.objects.filter(document_id=document.pk).delete()
+            for batch in _chunk_batches(document.pk, workdir / "chunks.jsonl"):
+                DocumentChunk.objects.bulk_create(batch)
+    except BaseException:
+        default_storage.delete(text_name)
+        raise
+    if old_text_name and old_text_name != text_name:
+        default_storage.delete(old_text_name)
+
+
+def _chunk_batches(document_id, path: Path) -> Iterator[list[DocumentChunk]]:
+    batch = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            batch.append(DocumentChunk(document_id=document_id, **json.loads(line)))
+            if len(batch) == CHUNK_BATCH_SIZE:
+                yield batch
+                batch = []
+    if batch:
+        yield batch

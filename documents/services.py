@@ -1,0 +1,143 @@
+"""Write paths of documents: upload, ingest a URL, reprocess, delete, follow the task.
+
+The processing itself runs in the worker (documents.pipeline); these services record
+the document and hand its processing to the task pipeline like any other job.
+"""
+
+import logging
+from functools import partial
+from pathlib import PurePath
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils.text import get_valid_filename
+
+from documents.errors import DocumentBusy
+from documents.models import UNFINISHED_STATUSES, Document, DocumentStatus
+from documents.processing import EmptyDocument
+from documents.processing.detect import detect_kind
+from documents.processing.fetch import FetchPolicy, check_url
+from tasks_app.errors import TaskNotCancellable
+from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.registry import get_task_type
+from tasks_app.services import task_cancel, task_submit
+
+logger = logging.getLogger(__name__)
+
+PROCESS_TASK_TYPE = "documents.process"
+
+# What a finished processing task means for its document, when the task body could not
+# say so itself (cancelled before it started, killed at its time limit, worker lost).
+_STATUS_AFTER_TASK = {
+    TaskStatus.FAILED: DocumentStatus.FAILED,
+    TaskStatus.TIMED_OUT: DocumentStatus.FAILED,
+    TaskStatus.CANCELLED: DocumentStatus.CANCELLED,
+}
+
+
+def fetch_policy() -> FetchPolicy:
+    return FetchPolicy(
+        max_bytes=settings.DOCUMENTS_FETCH_MAX_BYTES,
+        total_timeout=settings.DOCUMENTS_FETCH_TIMEOUT,
+        allowlist=tuple(settings.DOCUMENTS_URL_ALLOWLIST),
+    )
+
+
+def sanitize_filename(name: str) -> str:
+    """The client's file name, reduced to a safe display name: no folders, no odd characters."""
+    base = PurePath(name.replace("\\", "/")).name
+    return (get_valid_filename(base) if base.strip(". ") else "")[:200] or "upload"
+
+
+def document_upload(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Document:
+    """Store an uploaded file under its document's id and queue its processing.
+
+    Raises ``EmptyDocument`` or ``UnsupportedDocument`` (sniffed from the bytes) before
+    anything is stored.
+    """
+    if not uploaded_file.size:
+        raise EmptyDocument("The file is empty.")
+    filename = sanitize_filename(uploaded_file.name or "")
+    kind = detect_kind(uploaded_file, filename=filename)
+    document = Document(owner=owner, filename=filename, kind=kind, size=uploaded_file.size)
+    document.source_file.save(document.filename, uploaded_file, save=False)
+    try:
+        with transaction.atomic():
+            document.save()
+            _queue_processing(document)
+    except BaseException:
+        default_storage.delete(document.source_file.name)
+        raise
+    logger.info("document uploaded id=%s kind=%s size=%s", document.pk, kind, document.size)
+    return document
+
+
+@transaction.atomic
+def document_ingest_url(*, owner: AbstractBaseUser, url: str) -> Document:
+    """Record a web page to fetch; the worker downloads it. Raises ``UrlNotAllowed``."""
+    check_url(url, policy=fetch_policy())
+    name = PurePath(urlsplit(url).path).name or urlsplit(url).hostname or "page"
+    document = Document.objects.create(
+        owner=owner, filename=sanitize_filename(name), source_url=url
+    )
+    _queue_processing(document)
+    logger.info("document url submitted id=%s", document.pk)
+    return document
+
+
+@transaction.atomic
+def document_reprocess(*, document: Document) -> Document:
+    """Process a finished document again; its current text and chunks stay until replaced.
+
+    Raises ``DocumentBusy`` while an earlier processing has not finished.
+    """
+    queued = Document.objects.filter(pk=document.pk).exclude(status__in=UNFINISHED_STATUSES)
+    if not queued.update(status=DocumentStatus.QUEUED, error_message=""):
+        document.refresh_from_db()
+        raise DocumentBusy(status=document.status)
+    _queue_processing(document)
+    document.refresh_from_db()
+    return document
+
+
+def document_delete(*, document: Document) -> None:
+    """Cancel a processing still under way, then remove the document, its files and chunks."""
+    if document.task_id:
+        try:
+            task_cancel(record=document.task)
+        except TaskNotCancellable:
+            pass  # finished already: nothing to stop
+    file_names = [name for name in (document.source_file.name, document.text_file.name) if name]
+    with transaction.atomic():
+        document.delete()
+        transaction.on_commit(partial(_delete_files, file_names))
+    logger.info("document deleted id=%s", document.pk)
+
+
+def document_follow_task(record: TaskRecord) -> None:
+    """``on_finished`` of documents.process: an unfinished document takes the task's end."""
+    status = _STATUS_AFTER_TASK.get(record.status)
+    if status is None:
+        return
+    Document.objects.filter(task_id=record.pk, status__in=UNFINISHED_STATUSES).update(
+        status=status, error_message=record.error_message
+    )
+
+
+def _queue_processing(document: Document) -> None:
+    record = task_submit(
+        owner=document.owner,
+        task_type=get_task_type(PROCESS_TASK_TYPE),
+        input_data={"document_id": str(document.pk)},
+    )
+    Document.objects.filter(pk=document.pk).update(task=record, status=DocumentStatus.QUEUED)
+    document.task = record
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)

@@ -1,0 +1,44 @@
+"""Refusing an oversized upload while it streams in, before it is stored anywhere."""
+
+from django.core.files.uploadhandler import FileUploadHandler
+from rest_framework import exceptions
+
+# Room for the multipart boundaries and headers around the file itself.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+class UploadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "upload_too_large"
+
+    def __init__(self, limit_bytes: int):
+        super().__init__(f"The file is larger than the upload limit of {_megabytes(limit_bytes)}.")
+
+
+class MaxSizeUploadHandler(FileUploadHandler):
+    """First of the upload handlers: stops the request as soon as it is too large.
+
+    A declared Content-Length over the limit is refused before a byte is read; a body
+    that is larger than it declared is cut off by Django itself, and a file that grows
+    past the limit while streaming is refused at that chunk.
+    """
+
+    def __init__(self, limit_bytes: int, request=None):
+        super().__init__(request)
+        self.limit_bytes = limit_bytes
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        if content_length > self.limit_bytes + MULTIPART_OVERHEAD_BYTES:
+            raise UploadTooLarge(self.limit_bytes)
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) > self.limit_bytes:
+            raise UploadTooLarge(self.limit_bytes)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MB"
