@@ -160,7 +160,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Redis redelivers an unacknowledged (acks_late) message after this many seconds;
         # it must exceed the longest task's hard time limit or tasks run twice.
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600),
         # With "priority" strategy, Redis serves priorities 0 (first) to 9 (last).
         "queue_order_strategy": "priority",
         "priority_steps": list(range(10)),
@@ -231,4 +231,6 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # Django gives its own logger a console handler under DEBUG; through root it is enough.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

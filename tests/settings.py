@@ -1,15 +1,20 @@
 """Settings for the test suite: the project's own, with runtime state kept apart.
 
-The embedded default's SQLite test database and broker folders go to var/test, so a
-running development service (var/) never consumes the tests' messages.
+The embedded default's SQLite test database and broker folders go to a fresh folder
+under var/test for each run, so neither a running development service (var/) nor a
+second test run consumes this run's messages or shares its database file. The worker
+that the integration tests start inherits the variable, and so the same folder.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
-os.environ.setdefault(
-    "DJANGO_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test")
-)
+if "DJANGO_VAR_DIR" not in os.environ:
+    _runs_dir = Path(__file__).resolve().parent.parent / "var" / "test"
+    _runs_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["DJANGO_VAR_DIR"] = tempfile.mkdtemp(prefix="run-", dir=_runs_dir)
+    os.environ["TESTS_OWN_VAR_DIR"] = "1"  # tests/conftest.py removes the folder at the end
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-suite-only-not-a-secret")
 os.environ.setdefault("API_SUBMIT_RATE", "10000/min")
 # The URL ingestion tests serve pages from this loopback address (tests/integration/web_server.py).

@@ -69,6 +69,10 @@ def detect_kind(fileobj: BinaryIO, *, filename: str) -> DocumentKind:
         content = _sniff(fileobj, head)
     finally:
         fileobj.seek(0)
+    # A zip that is cut short is still recognisably the Word file it claims to be; it is
+    # accepted, and processing records why it cannot be read (the upload loses nothing).
+    if claimed == DocumentKind.DOCX and content == _DAMAGED_ZIP:
+        return claimed
     if content != _EXPECTED[claimed]:
         raise UnsupportedDocument(_mismatch_message(extension, claimed, content))
     return claimed
@@ -165,8 +169,6 @@ def _unsupported_extension_message(extension: str) -> str:
 
 
 def _mismatch_message(extension: str, claimed: DocumentKind, content: str) -> str:
-    if claimed == DocumentKind.DOCX and content == _DAMAGED_ZIP:
-        return "The Word file is damaged (truncated or not a valid .docx)."
     message = f"The file is named {extension} but its content is not {_EXPECTED[claimed]}"
     if content == _UNKNOWN:
         return f"{message}."

@@ -146,11 +146,10 @@ def test_zip_without_word_document_named_docx_is_refused():
         detect_bytes(data.getvalue(), filename="a.docx")
 
 
-def test_truncated_docx_is_reported_as_damaged(tmp_path):
+def test_truncated_docx_is_accepted_for_processing_to_report(tmp_path):
+    # Processing fails it with a reason the user can read (documents.processing.docx).
     path = samples.make_truncated_docx(tmp_path / "a.docx")
-    with pytest.raises(UnsupportedDocument) as caught:
-        detect_file(path)
-    assert str(caught.value) == "The Word file is damaged (truncated or not a valid .docx)."
+    assert detect_file(path) == DocumentKind.DOCX
 
 
 def test_binary_bytes_named_txt_are_refused():
