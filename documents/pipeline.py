@@ -122,7 +122,12 @@ def _local_source(document: Document, workdir: Path) -> Path:
 
 
 def _extract(document: Document, source: Path, workdir: Path, context: TaskContext) -> Extraction:
-    total_pages = pdf_format.count_pages(source) if document.kind == DocumentKind.PDF else None
+    total_pages = None  # known for PDFs only, as soon as the file is open
+
+    def learn_page_count(count: int) -> None:
+        nonlocal total_pages
+        total_pages = count
+
     chunker = Chunker(size=settings.DOCUMENTS_CHUNK_SIZE, overlap=settings.DOCUMENTS_CHUNK_OVERLAP)
     extraction = Extraction()
     with (
@@ -135,7 +140,10 @@ def _extract(document: Document, source: Path, workdir: Path, context: TaskConte
                 chunks_out.write(json.dumps(asdict(chunk)) + "\n")
                 extraction.chunks += 1
 
-        for raw_page in _extractors()[document.kind](source):
+        extract = _extractors()[document.kind]
+        if document.kind == DocumentKind.PDF:
+            extract = partial(extract, on_page_count=learn_page_count)
+        for raw_page in extract(source):
             page = Page(number=raw_page.number, text=normalize_text(raw_page.text))
             text_out.write(("\n\n" if extraction.pages else "") + page.text)
             extraction.pages += 1

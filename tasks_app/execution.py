@@ -6,6 +6,7 @@ REVOKED here, since the body's ``Ignore`` leaves Celery's row alone.
 """
 
 import logging
+import time
 import traceback
 from typing import NoReturn
 
@@ -26,14 +27,24 @@ class TaskCancelled(Exception):
 class TaskContext:
     """Handed to every task body: report progress, and learn whether to stop."""
 
+    # Progress is written at most this often (the last step always), so a body may report
+    # every page or row without its database writes costing more than the work itself.
+    PROGRESS_INTERVAL_SECONDS = 0.1
+
     def __init__(self, *, record: TaskRecord):
         self.task_id = str(record.pk)
         self.task_type = record.task_type
         self.owner_id = record.owner_id
         self.attempt = record.attempts
+        self._last_progress_write = float("-inf")
 
     def report_progress(self, current: int, total: int | None = None, message: str = "") -> None:
         """Store progress; raises ``TaskCancelled`` if the task was cancelled meanwhile."""
+        now = time.monotonic()
+        is_last_step = total is not None and current >= total
+        if now - self._last_progress_write < self.PROGRESS_INTERVAL_SECONDS and not is_last_step:
+            return
+        self._last_progress_write = now
         if not services.task_report_progress(
             task_id=self.task_id, current=current, total=total, message=message
         ):

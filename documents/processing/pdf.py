@@ -2,7 +2,7 @@
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,16 +47,21 @@ def open_pdf(path: Path) -> Iterator[PdfReader]:
         yield reader
 
 
-def extract_pages(path: Path) -> Iterator[Page]:
+def extract_pages(
+    path: Path, *, on_page_count: Callable[[int], None] | None = None
+) -> Iterator[Page]:
     """The text of each page, in order, read from the file as it is asked for.
 
     Only one page's text is held; pypdf itself caches the objects it has parsed (about
     10 KB a page of plain text). The text is as pypdf gives it: normalise it before
-    chunking.
+    chunking. ``on_page_count`` hears the number of pages before the first page comes,
+    so a caller can report progress without opening the file twice.
     """
     with open_pdf(path) as reader:
         with _read_errors_as_document_error():
             count = len(reader.pages)
+        if on_page_count is not None:
+            on_page_count(count)
         for index in range(count):
             with _read_errors_as_document_error():
                 text = reader.pages[index].extract_text()
