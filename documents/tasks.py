@@ -20,7 +20,7 @@ class ProcessInput(serializers.Serializer):
     soft_time_limit=900,
     time_limit=960,
     # Only a web server that did not answer is worth another try; a bad file is not.
-    retry=RetryPolicy(retry_on=(TransientFetchError,), max_retries=3, backoff_seconds=10),
+    retry=RetryPolicy(retry_on=(TransientFetchError,), max_retries=3, backoff_seconds=5),
     public=False,
     on_finished=document_follow_task,
 )

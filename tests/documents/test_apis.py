@@ -92,6 +92,15 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(api, settings):
     assert not TaskRecord.objects.exists()
 
 
+def test_upload_declaring_a_body_far_over_the_limit_is_413_before_reading_it(api, settings):
+    settings.DOCUMENTS_MAX_UPLOAD_BYTES = 1000
+
+    response = upload(api, "big.txt", b"word " * 40_000)  # 200 kB: past limit + overhead
+
+    assert response.status_code == 413
+    assert not Document.objects.exists()
+
+
 @pytest.mark.parametrize(
     "name, content",
     [

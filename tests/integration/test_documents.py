@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.conftest import client_for
@@ -40,6 +41,17 @@ def poll_document(api, document_id: str, *, timeout: float = 60.0) -> list[dict]
             return seen
         time.sleep(0.05)
     raise AssertionError(f"document not finished; last seen: {seen[-1]}")
+
+
+def assert_scratch_space_emptied(timeout: float = 15.0) -> None:
+    """Processing removes its scratch folder on every way out, failures and cancels too."""
+    scratch = settings.DOCUMENTS_TMP_DIR
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not scratch.exists() or not any(scratch.iterdir()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"left in scratch space: {sorted(p.name for p in scratch.iterdir())}")
 
 
 def document_text(api, document_id: str) -> str:
@@ -138,6 +150,7 @@ def test_bad_documents_end_failed_with_a_reason(live, tmp_path, maker, name, rea
     assert final["task"]["status"] == "failed"
     task = live.get(final["task"]["poll"]).json()
     assert task["attempts"] == 1  # permanent: not retried
+    assert_scratch_space_emptied()
 
 
 def test_text_in_an_unknown_encoding_ends_failed(live, tmp_path):
@@ -190,8 +203,12 @@ def test_reprocess_replaces_derived_data(live, tmp_path):
 
 def test_delete_while_processing_cancels_and_removes(live, tmp_path):
     path = tmp_path / "long.pdf"
-    samples.make_pdf(path, [f"Page {n} " + "filler words " * 200 for n in range(120)])
+    samples.make_pdf(path, [f"Page {n} " + "filler words " * 200 for n in range(800)])
     document = upload(live, path)
+    deadline = time.monotonic() + 30
+    while live.get(f"{DOCUMENTS}{document['id']}/").json()["progress"]["current"] < 1:
+        assert time.monotonic() < deadline, "processing did not start"
+        time.sleep(0.05)
 
     response = live.delete(f"{DOCUMENTS}{document['id']}/")
 
@@ -199,6 +216,7 @@ def test_delete_while_processing_cancels_and_removes(live, tmp_path):
     assert live.get(f"{DOCUMENTS}{document['id']}/").status_code == 404
     task = live.get(document["task"]["poll"]).json()
     assert task["status"] == "cancelled"
+    assert_scratch_space_emptied()
 
 
 def test_web_page_is_fetched_by_the_worker(live):
@@ -227,3 +245,15 @@ def test_redirect_to_a_private_address_is_refused_by_the_worker(live):
 
     assert final["status"] == "failed"
     assert "not allowed" in final["error"].lower() or "private" in final["error"].lower()
+
+
+def test_web_server_that_is_briefly_unavailable_is_retried(live):
+    with LocalWebServer() as server:
+        server.pages["/busy.txt"] = ("text/plain", b"Patience pays off in the end.")
+        server.unavailable["/busy.txt"] = 1
+        response = live.post(DOCUMENTS, {"url": server.url("/busy.txt")}, format="json")
+        final = poll_document(live, response.json()["id"])[-1]
+
+    assert final["status"] == "completed", final["error"]
+    assert server.requests.count("/busy.txt") == 2
+    assert live.get(final["task"]["poll"]).json()["attempts"] == 2

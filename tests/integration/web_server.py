@@ -10,11 +10,18 @@ class LocalWebServer:
     def __init__(self):
         self.pages: dict[str, tuple[str, bytes]] = {}
         self.redirects: dict[str, str] = {}
+        # path -> how many more requests answer 503 before the page is served
+        self.unavailable: dict[str, int] = {}
+        self.requests: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                if self.path in server.redirects:
+                server.requests.append(self.path)
+                if server.unavailable.get(self.path, 0) > 0:
+                    server.unavailable[self.path] -= 1
+                    self.send_error(503)
+                elif self.path in server.redirects:
                     self.send_response(302)
                     self.send_header("Location", server.redirects[self.path])
                     self.end_headers()
