@@ -17,6 +17,7 @@ from documents.errors import DocumentNotReady
 from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.processing import DocumentKind
 from documents.uploads import MaxSizeUploadHandler, UploadTooLarge
+from tasks_app.pagination import filtered_page_response
 from tasks_app.throttling import SubmitRateThrottle
 
 
@@ -47,15 +48,7 @@ class DocumentOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_progress(self, document: Document) -> dict | None:
-        record = document.task
-        if record is None:
-            return None
-        return {
-            "current": record.progress_current,
-            "total": record.progress_total,
-            "percent": record.progress_percent,
-            "message": record.progress_message,
-        }
+        return None if document.task is None else document.task.progress
 
     def get_task(self, document: Document) -> dict | None:
         if document.task_id is None:
@@ -95,12 +88,6 @@ class DocumentFilter(django_filters.FilterSet):
         fields = ["status", "kind"]
 
 
-class NewestFirstPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class DocumentCollectionApi(APIView):
     """GET lists the caller's documents; POST uploads a file (multipart) or a URL (JSON)."""
 
@@ -118,15 +105,13 @@ class DocumentCollectionApi(APIView):
         parameters=[DocumentFilter], responses={200: DocumentOutputSerializer(many=True)}
     )
     def get(self, request):
-        filtered = DocumentFilter(
-            request.query_params, queryset=selectors.document_list_for_user(user=request.user)
+        return filtered_page_response(
+            request=request,
+            view=self,
+            queryset=selectors.document_list_for_user(user=request.user),
+            filterset_class=DocumentFilter,
+            serializer_class=DocumentOutputSerializer,
         )
-        if not filtered.is_valid():
-            raise serializers.ValidationError(filtered.errors)
-        paginator = NewestFirstPagination()
-        page = paginator.paginate_queryset(filtered.qs, request, view=self)
-        data = DocumentOutputSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
 
     @extend_schema(request=UploadInputSerializer, responses={202: DocumentOutputSerializer})
     def post(self, request):

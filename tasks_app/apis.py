@@ -10,20 +10,20 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.metadata import SimpleMetadata
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tasks_app import selectors, services
 from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.pagination import filtered_page_response
 from tasks_app.registry import UnknownTaskType, all_task_types, get_task_type
 from tasks_app.throttling import SubmitRateThrottle
 
 
 class TaskRecordOutputSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username")
-    progress = serializers.SerializerMethodField()
+    progress = serializers.DictField(read_only=True)
     error = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
@@ -48,14 +48,6 @@ class TaskRecordOutputSerializer(serializers.ModelSerializer):
             "links",
         ]
 
-    def get_progress(self, record: TaskRecord) -> dict:
-        return {
-            "current": record.progress_current,
-            "total": record.progress_total,
-            "percent": record.progress_percent,
-            "message": record.progress_message,
-        }
-
     def get_error(self, record: TaskRecord) -> dict | None:
         if not record.error_type:
             return None
@@ -76,12 +68,6 @@ class TaskFilter(django_filters.FilterSet):
     class Meta:
         model = TaskRecord
         fields = ["status", "task_type"]
-
-
-class TaskCursorPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class TaskCollectionApi(APIView):
@@ -117,14 +103,13 @@ class TaskCollectionApi(APIView):
 
     @extend_schema(parameters=[TaskFilter], responses={200: TaskRecordOutputSerializer(many=True)})
     def get(self, request):
-        records = selectors.task_list_for_user(user=request.user)
-        filtered = TaskFilter(request.query_params, queryset=records, request=request)
-        if not filtered.is_valid():
-            raise serializers.ValidationError(filtered.errors)
-        paginator = TaskCursorPagination()
-        page = paginator.paginate_queryset(filtered.qs, request, view=self)
-        data = TaskRecordOutputSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+        return filtered_page_response(
+            request=request,
+            view=self,
+            queryset=selectors.task_list_for_user(user=request.user),
+            filterset_class=TaskFilter,
+            serializer_class=TaskRecordOutputSerializer,
+        )
 
     @extend_schema(request=InputSerializer, responses={202: TaskRecordOutputSerializer})
     def post(self, request):

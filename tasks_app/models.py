@@ -144,6 +144,16 @@ class TaskRecord(models.Model):
         return self.status in FINAL_STATUSES
 
     @property
+    def progress(self) -> dict:
+        """Progress as the API shows it, for tasks and for what they process."""
+        return {
+            "current": self.progress_current,
+            "total": self.progress_total,
+            "percent": self.progress_percent,
+            "message": self.progress_message,
+        }
+
+    @property
     def progress_percent(self) -> float | None:
         if not self.progress_total:
             return None
