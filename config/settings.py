@@ -200,6 +200,35 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Queues the shipped worker command listens on; each task type names one of them.
 TASKS_QUEUES = env.list("TASKS_QUEUES", default=["default", "long"])
+# A worker marks each task it runs alive this often; a running task silent for the
+# timeout is taken for lost (its worker died) and delivered again, up to the attempts.
+TASKS_HEARTBEAT_SECONDS = env.float("TASKS_HEARTBEAT_SECONDS", default=10.0)
+TASKS_HEARTBEAT_TIMEOUT_SECONDS = env.float("TASKS_HEARTBEAT_TIMEOUT_SECONDS", default=60.0)
+TASKS_WORKER_LOST_MAX_ATTEMPTS = env.int("TASKS_WORKER_LOST_MAX_ATTEMPTS", default=3)
+# How often beat repairs what crashes leave behind, and how long a queued task may wait
+# with no message in its queue before its message is sent again.
+TASKS_RECONCILE_SECONDS = env.float("TASKS_RECONCILE_SECONDS", default=60.0)
+TASKS_REDISPATCH_AFTER_SECONDS = env.float("TASKS_REDISPATCH_AFTER_SECONDS", default=60.0)
+# A repeated Idempotency-Key returns the first task for this long.
+TASKS_IDEMPOTENCY_TTL_SECONDS = env.int("TASKS_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+TASKS_DEAD_LETTER_RETENTION_DAYS = env.int("TASKS_DEAD_LETTER_RETENTION_DAYS", default=30)
+
+# Periodic maintenance, run by beat through the database scheduler (editable in admin).
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
+CELERY_BEAT_SCHEDULE = {
+    # Give lost tasks back to the queue: dead workers, lost broker messages.
+    "tasks-reconcile": {
+        "task": "tasks_app.reconcile",
+        "schedule": TASKS_RECONCILE_SECONDS,
+        "options": {"expires": TASKS_RECONCILE_SECONDS},
+    },
+    # Forget dead letters past their retention.
+    "tasks-prune-dead-letters": {
+        "task": "tasks_app.prune_dead_letters",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+}
 
 # --- Documents --------------------------------------------------------------------------
 

@@ -15,6 +15,25 @@ class TaskNotCancellable(TaskError):
         )
 
 
+class IdempotencyKeyReused(TaskError):
+    """An Idempotency-Key came back with a different submission than the first time."""
+
+    def __init__(self, *, key: str):
+        self.key = key
+        super().__init__(
+            "This Idempotency-Key was already used for a different submission; "
+            "use a new key for a new task."
+        )
+
+
+class DeadLetterResolved(TaskError):
+    """The dead letter was already requeued or discarded."""
+
+    def __init__(self, *, resolution: str):
+        self.status = resolution
+        super().__init__(f"This dead letter was already {resolution}.")
+
+
 class TransientTaskError(Exception):
     """Raised by a task body for a failure that may pass (a busy service, a timeout).
 

@@ -3,15 +3,22 @@
 The database record is the truth. Celery's own result row (django-celery-results) is
 kept in agreement: success and failure are stored by Celery itself; a cancel is stored as
 REVOKED here, since the body's ``Ignore`` leaves Celery's row alone.
+
+Every write the worker makes is fenced by its attempt number: if the task was given to
+another worker meanwhile (this one was presumed dead), this one's writes change nothing.
 """
 
 import logging
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from typing import NoReturn
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connection, transaction
 
 from tasks_app import services
 from tasks_app.models import TaskRecord, TaskStatus
@@ -36,7 +43,25 @@ class TaskContext:
         self.task_type = record.task_type
         self.owner_id = record.owner_id
         self.attempt = record.attempts
+        self.completed = False
         self._last_progress_write = float("-inf")
+
+    @contextmanager
+    def complete_atomically(self, result: dict | None = None):
+        """The database writes made in this block commit with the task's success, or not at all.
+
+        For bodies whose effect is a database change: a worker that dies before the end
+        of the block leaves no trace, so the redelivered attempt starts clean, and an
+        attempt that lost the task (cancelled, or given to another worker) rolls back.
+        Keep the block short: it holds a transaction.
+        """
+        with transaction.atomic():
+            yield
+            if not services.task_mark_succeeded(
+                task_id=self.task_id, result=result, attempt=self.attempt
+            ):
+                raise TaskCancelled(self.task_id)
+        self.completed = True
 
     def report_progress(self, current: int, total: int | None = None, message: str = "") -> None:
         """Store progress; raises ``TaskCancelled`` if the task was cancelled meanwhile."""
@@ -46,13 +71,17 @@ class TaskContext:
             return
         self._last_progress_write = now
         if not services.task_report_progress(
-            task_id=self.task_id, current=current, total=total, message=message
+            task_id=self.task_id,
+            current=current,
+            total=total,
+            message=message,
+            attempt=self.attempt,
         ):
             raise TaskCancelled(self.task_id)
 
     def raise_if_cancelled(self) -> None:
         """A cheap check for bodies that have no progress to report for a while."""
-        if not services.task_is_running(task_id=self.task_id):
+        if not services.task_is_running(task_id=self.task_id, attempt=self.attempt):
             raise TaskCancelled(self.task_id)
 
 
@@ -60,13 +89,14 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
     record = services.task_claim(task_id=task_id, worker=celery_task.request.hostname or "")
     if record is None:
         _skip_unclaimed(task_id=task_id, task_type=task_type, celery_task=celery_task)
-    log_context = (
-        f"id={task_id} type={task_type.name} owner={record.owner_id} attempt={record.attempts}"
-    )
+    attempt = record.attempts
+    log_context = f"id={task_id} type={task_type.name} owner={record.owner_id} attempt={attempt}"
     logger.info("task started %s", log_context)
 
+    context = TaskContext(record=record)
     try:
-        result = task_type.body(TaskContext(record=record), **record.input)
+        with _heartbeat(task_id=task_id, attempt=attempt):
+            result = task_type.body(context, **record.input)
     except TaskCancelled:
         logger.info("task stopped after cancel %s", log_context)
         _store_revoked(celery_task, task_id)
@@ -75,6 +105,7 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         if services.task_mark_timed_out(
             task_id=task_id,
             error_message=f"The task ran past its time limit of {task_type.soft_time_limit} s.",
+            attempt=attempt,
         ):
             logger.warning("task timed out %s", log_context)
             raise
@@ -82,30 +113,58 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         _store_revoked(celery_task, task_id)
     except Exception as error:
         retries_done = celery_task.request.retries
+        error_fields = {
+            "error_type": type(error).__name__,
+            "error_message": str(error) or type(error).__name__,
+            "error_traceback": traceback.format_exc(),
+            "attempt": attempt,
+        }
         if task_type.retry.should_retry(error, retries_done=retries_done):
             countdown = task_type.retry.countdown(retries_done=retries_done)
             # Marked retrying before the retry message exists, so its delivery can claim.
             if not services.task_mark_retrying(
-                task_id=task_id, error_type=type(error).__name__, error_message=_describe(error)
+                task_id=task_id, countdown=countdown, **error_fields
             ):
                 _store_revoked(celery_task, task_id)
             logger.warning("task will retry in %ss %s: %s", countdown, log_context, error)
             raise celery_task.retry(exc=error, countdown=countdown) from error
-        services.task_mark_failed(
-            task_id=task_id,
-            error_type=type(error).__name__,
-            error_message=_describe(error),
-            error_traceback=traceback.format_exc(),
-        )
+        services.task_mark_failed(task_id=task_id, **error_fields)
         logger.warning("task failed %s: %s", log_context, error)
         raise
 
-    if not services.task_mark_succeeded(task_id=task_id, result=result):
+    if context.completed:  # the body recorded its success itself (complete_atomically)
+        logger.info("task succeeded %s", log_context)
+        return result
+    if not services.task_mark_succeeded(task_id=task_id, result=result, attempt=attempt):
         # Cancelled while finishing: the cancel wins and the result is dropped.
         logger.info("task finished after cancel, result dropped %s", log_context)
         _store_revoked(celery_task, task_id)
     logger.info("task succeeded %s", log_context)
     return result
+
+
+@contextmanager
+def _heartbeat(*, task_id: str, attempt: int):
+    """Beat for the task in a thread while the body runs, so a dead worker shows."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.TASKS_HEARTBEAT_SECONDS):
+                if not services.task_heartbeat(task_id=task_id, attempt=attempt):
+                    return  # finished, cancelled, or given to another worker
+        except Exception:
+            logger.exception("heartbeat failed id=%s", task_id)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _skip_unclaimed(*, task_id: str, task_type: TaskType, celery_task: Task) -> NoReturn:
@@ -125,7 +184,3 @@ def _skip_unclaimed(*, task_id: str, task_type: TaskType, celery_task: Task) -> 
 def _store_revoked(celery_task: Task, task_id: str) -> NoReturn:
     celery_task.backend.mark_as_revoked(task_id, reason="cancelled", request=celery_task.request)
     raise Ignore()
-
-
-def _describe(error: BaseException) -> str:
-    return str(error) or type(error).__name__

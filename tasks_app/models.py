@@ -12,7 +12,8 @@ class TaskStatus(models.TextChoices):
     """Where a task record is in its life. The allowed moves are in ``TRANSITIONS``.
 
     queued     committed and handed (or about to be handed) to the broker; nobody runs it yet.
-    running    a worker claimed it and runs the body.
+               A running task whose worker died comes back here to be delivered again.
+    running    a worker claimed it and runs the body, and heartbeats while it does.
     retrying   the body raised a transient error; a later attempt is scheduled.
     succeeded  the body returned; ``result`` holds what it returned.       (final)
     failed     a permanent error, or the retries ran out; ``error_*`` say why. (final)
@@ -35,6 +36,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
     TaskStatus.RUNNING: frozenset(
         {
+            TaskStatus.QUEUED,  # its worker died: deliver it again (tasks_recover_stale)
             TaskStatus.SUCCEEDED,
             TaskStatus.FAILED,
             TaskStatus.RETRYING,
@@ -67,15 +69,18 @@ class TaskRecordQuerySet(models.QuerySet):
     def running(self):
         return self.filter(status=TaskStatus.RUNNING)
 
-    def transition(self, *, pk, to: str, **fields) -> bool:
+    def transition(self, *, pk, to: str, only_if: models.Q | None = None, **fields) -> bool:
         """Move one record to ``to`` if the state machine allows it from where it is now.
 
         A single conditional UPDATE, so two racing writers cannot both win: False means
-        the record was not in a status that leads to ``to`` (somebody else moved it).
+        the record was not in a status that leads to ``to`` (somebody else moved it), or
+        did not match ``only_if`` (e.g. a worker's attempt number, so that a worker that
+        was presumed dead cannot finish an attempt that was given to another).
         """
-        return bool(
-            self.filter(pk=pk, status__in=statuses_leading_to(to)).update(status=to, **fields)
-        )
+        records = self.filter(pk=pk, status__in=statuses_leading_to(to))
+        if only_if is not None:
+            records = records.filter(only_if)
+        return bool(records.update(status=to, **fields))
 
 
 class TaskRecord(models.Model):
@@ -108,7 +113,22 @@ class TaskRecord(models.Model):
     error_traceback = models.TextField(blank=True)
 
     attempts = models.PositiveIntegerField(default=0)
+    # One entry per failed attempt: {"attempt", "error_type", "error_message", "traceback", "at"}.
+    error_history = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
     worker = models.CharField(max_length=255, blank=True, help_text="Worker that ran it last.")
+    requeued_from = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="requeues",
+        help_text="The dead task this one is a new attempt of.",
+    )
+
+    # Idempotency-Key of the submission, with a digest of what was submitted under it.
+    # NULL, not "", for no key: the unique constraint must not treat "" as a used key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    request_fingerprint = models.CharField(max_length=64, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -116,6 +136,9 @@ class TaskRecord(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a retrying task's next attempt is due."
+    )
 
     objects = TaskRecordQuerySet.as_manager()
 
@@ -134,6 +157,11 @@ class TaskRecord(models.Model):
                 condition=models.Q(status__in=TaskStatus.values), name="task_status_valid"
             ),
             models.CheckConstraint(condition=models.Q(priority__lte=9), name="task_priority_0_9"),
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="task_owner_idempotency_key",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -187,3 +215,66 @@ class ApiKey(models.Model):
     @staticmethod
     def digest(raw_key: str) -> str:
         return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class DeadLetter(models.Model):
+    """A task that will not succeed on its own: its retries ran out, or it failed for good.
+
+    Kept with everything needed to judge and retry it. Staff requeue it (a new task,
+    linked to the original) or discard it; old entries are pruned after a retention time.
+    """
+
+    class Resolution(models.TextChoices):
+        OPEN = "open", "Open"
+        REQUEUED = "requeued", "Requeued"
+        DISCARDED = "discarded", "Discarded"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.OneToOneField(TaskRecord, on_delete=models.CASCADE, related_name="dead_letter")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dead_letters"
+    )
+    task_type = models.CharField(max_length=100)
+    input = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    final_status = models.CharField(max_length=20, choices=TaskStatus.choices)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    task_created_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    resolution = models.CharField(
+        max_length=20, choices=Resolution.choices, default=Resolution.OPEN
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    requeued_task = models.ForeignKey(
+        TaskRecord, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["resolution", "-created_at"], name="deadletter_resolution"),
+            models.Index(fields=["task_type", "-created_at"], name="deadletter_type"),
+            models.Index(fields=["created_at"], name="deadletter_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_type} {self.task_id} ({self.resolution})"
+
+
+class DiagnosticCounter(models.Model):
+    """How often ``diagnostics.count`` took effect for a key: proves exactly-once effects."""
+
+    key = models.CharField(max_length=100, unique=True)
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

@@ -5,23 +5,31 @@ UPDATE), so the web process, the worker and the signal handlers never overwrite 
 other: whoever updates zero rows lost the race and leaves the record alone.
 """
 
+import hashlib
+import json
 import logging
 import secrets
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from tasks_app.errors import TaskNotCancellable
-from tasks_app.models import ApiKey, TaskRecord, TaskStatus
+from tasks_app.errors import IdempotencyKeyReused, TaskNotCancellable
+from tasks_app.models import ApiKey, DeadLetter, TaskRecord, TaskStatus
 from tasks_app.registry import TaskType, UnknownTaskType, get_task_type
 
 logger = logging.getLogger(__name__)
+
+# Final statuses that leave a dead letter behind: the task will not succeed by itself.
+DEAD_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
 
 
 @transaction.atomic
@@ -49,12 +57,59 @@ def task_submit(
     return record
 
 
-def task_dispatch(*, task_id) -> bool:
-    """Send the broker message of a queued record. False when the broker is unreachable.
+def task_submit_once(
+    *,
+    owner: AbstractBaseUser,
+    task_type: TaskType,
+    input_data: dict[str, Any],
+    priority: int | None = None,
+    idempotency_key: str,
+) -> tuple[TaskRecord, bool]:
+    """``task_submit`` at most once per ``idempotency_key`` of ``owner`` (within the TTL).
 
-    The record stays ``queued`` either way: a broker outage delays a task, never loses it.
+    Returns the record and whether it was created now. A key reused with a different
+    submission raises ``IdempotencyKeyReused``: the client has a bug we must not hide.
     """
-    record = TaskRecord.objects.filter(pk=task_id, status=TaskStatus.QUEUED).first()
+    fingerprint = _fingerprint(task_type=task_type, input_data=input_data, priority=priority)
+    expired_before = timezone.now() - timedelta(seconds=settings.TASKS_IDEMPOTENCY_TTL_SECONDS)
+    # A key older than the window is free again; its old task keeps no claim on it.
+    TaskRecord.objects.filter(
+        owner=owner, idempotency_key=idempotency_key, created_at__lt=expired_before
+    ).update(idempotency_key=None)
+    for _ in range(2):
+        existing = TaskRecord.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.request_fingerprint != fingerprint:
+                raise IdempotencyKeyReused(key=idempotency_key)
+            logger.info("task submission replayed id=%s key=%s", existing.pk, idempotency_key)
+            return existing, False
+        try:
+            with transaction.atomic():
+                record = task_submit(
+                    owner=owner, task_type=task_type, input_data=input_data, priority=priority
+                )
+                TaskRecord.objects.filter(pk=record.pk).update(
+                    idempotency_key=idempotency_key, request_fingerprint=fingerprint
+                )
+            return record, True
+        except IntegrityError:
+            continue  # a concurrent request with the same key won; return its task
+    raise IdempotencyKeyReused(key=idempotency_key)
+
+
+def _fingerprint(*, task_type: TaskType, input_data: dict, priority: int | None) -> str:
+    submission = {"task_type": task_type.name, "input": input_data, "priority": priority}
+    encoded = json.dumps(submission, sort_keys=True, cls=DjangoJSONEncoder)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def task_dispatch(*, task_id, statuses=(TaskStatus.QUEUED,)) -> bool:
+    """Send the broker message of a waiting record. False when the broker is unreachable.
+
+    The record stays waiting either way: a broker outage delays a task, never loses it
+    (``recovery.tasks_redispatch_lost`` sends it again).
+    """
+    record = TaskRecord.objects.filter(pk=task_id, status__in=statuses).first()
     if record is None:
         return False
     try:
@@ -128,12 +183,22 @@ def task_claim(*, task_id: str, worker: str) -> TaskRecord | None:
     return TaskRecord.objects.get(pk=task_id) if claimed else None
 
 
+def _held(task_id, attempt: int | None):
+    """The record, if it is running in ``attempt`` (any attempt when None)."""
+    records = TaskRecord.objects.filter(pk=task_id, status=TaskStatus.RUNNING)
+    return records if attempt is None else records.filter(attempts=attempt)
+
+
+def _attempt(attempt: int | None) -> Q | None:
+    return None if attempt is None else Q(attempts=attempt)
+
+
 def task_report_progress(
-    *, task_id: str, current: int, total: int | None, message: str = ""
+    *, task_id: str, current: int, total: int | None, message: str = "", attempt: int | None = None
 ) -> bool:
     """Store progress of a running task. False means it is no longer running: stop."""
     return bool(
-        TaskRecord.objects.filter(pk=task_id, status=TaskStatus.RUNNING).update(
+        _held(task_id, attempt).update(
             progress_current=current,
             progress_total=total,
             progress_message=message[:255],
@@ -142,42 +207,83 @@ def task_report_progress(
     )
 
 
-def task_is_running(*, task_id: str) -> bool:
-    return TaskRecord.objects.filter(pk=task_id, status=TaskStatus.RUNNING).exists()
+def task_heartbeat(*, task_id: str, attempt: int | None = None) -> bool:
+    """The worker still holds this running task. False: it is not running any more."""
+    return bool(_held(task_id, attempt).update(heartbeat_at=timezone.now()))
 
 
-def task_mark_succeeded(*, task_id: str, result: dict | None) -> bool:
-    return _finish(task_id=task_id, to=TaskStatus.SUCCEEDED, result=result)
+def task_is_running(*, task_id: str, attempt: int | None = None) -> bool:
+    return _held(task_id, attempt).exists()
+
+
+def task_mark_succeeded(*, task_id: str, result: dict | None, attempt: int | None = None) -> bool:
+    return _finish(
+        task_id=task_id, to=TaskStatus.SUCCEEDED, only_if=_attempt(attempt), result=result
+    )
 
 
 def task_mark_failed(
-    *, task_id: str, error_type: str, error_message: str, error_traceback: str = ""
+    *,
+    task_id: str,
+    error_type: str,
+    error_message: str,
+    error_traceback: str = "",
+    attempt: int | None = None,
 ) -> bool:
     return _finish(
         task_id=task_id,
         to=TaskStatus.FAILED,
+        only_if=_attempt(attempt),
         error_type=error_type,
         error_message=error_message,
         error_traceback=error_traceback,
+        error_history=_history_with(task_id, error_type, error_message, error_traceback),
     )
 
 
-def task_mark_timed_out(*, task_id: str, error_message: str) -> bool:
+def task_mark_timed_out(*, task_id: str, error_message: str, attempt: int | None = None) -> bool:
     return _finish(
         task_id=task_id,
         to=TaskStatus.TIMED_OUT,
+        only_if=_attempt(attempt),
         error_type="TimeLimitExceeded",
         error_message=error_message,
     )
 
 
-def task_mark_retrying(*, task_id: str, error_type: str, error_message: str) -> bool:
+def task_mark_retrying(
+    *,
+    task_id: str,
+    error_type: str,
+    error_message: str,
+    error_traceback: str = "",
+    countdown: float,
+    attempt: int | None = None,
+) -> bool:
     return TaskRecord.objects.transition(
         pk=task_id,
         to=TaskStatus.RETRYING,
+        only_if=_attempt(attempt),
         error_type=error_type,
         error_message=error_message,
+        error_traceback=error_traceback,
+        error_history=_history_with(task_id, error_type, error_message, error_traceback),
+        next_attempt_at=timezone.now() + timedelta(seconds=countdown),
     )
+
+
+def _history_with(task_id, error_type: str, error_message: str, error_traceback: str) -> list:
+    # Only the worker holding the running task writes its history, so read-then-write
+    # cannot lose an entry.
+    record = TaskRecord.objects.only("attempts", "error_history").get(pk=task_id)
+    entry = {
+        "attempt": record.attempts,
+        "error_type": error_type,
+        "error_message": error_message,
+        "traceback": error_traceback,
+        "at": timezone.now(),
+    }
+    return [*record.error_history, entry]
 
 
 def task_mark_cancelled(*, task_id: str) -> bool:
@@ -185,11 +291,19 @@ def task_mark_cancelled(*, task_id: str) -> bool:
     return _finish(task_id=task_id, to=TaskStatus.CANCELLED, cancel_requested_at=timezone.now())
 
 
-def _finish(*, task_id, to: str, **fields) -> bool:
-    """Move a record to a final status and tell its task type (``on_finished``)."""
-    if not TaskRecord.objects.transition(pk=task_id, to=to, finished_at=timezone.now(), **fields):
+@transaction.atomic
+def _finish(*, task_id, to: str, only_if: Q | None = None, **fields) -> bool:
+    """Move a record to a final status, keep a dead letter of a failure, tell its type.
+
+    One transaction: a task never ends failed without its dead-letter entry.
+    """
+    if not TaskRecord.objects.transition(
+        pk=task_id, to=to, only_if=only_if, finished_at=timezone.now(), **fields
+    ):
         return False
     record = TaskRecord.objects.get(pk=task_id)
+    if to in DEAD_STATUSES:
+        _record_dead_letter(record)
     try:
         on_finished = get_task_type(record.task_type).on_finished
     except UnknownTaskType:
@@ -197,6 +311,28 @@ def _finish(*, task_id, to: str, **fields) -> bool:
     if on_finished is not None:
         on_finished(record)
     return True
+
+
+def _record_dead_letter(record: TaskRecord) -> None:
+    DeadLetter.objects.create(
+        task=record,
+        owner_id=record.owner_id,
+        task_type=record.task_type,
+        input=record.input,
+        final_status=record.status,
+        error_type=record.error_type,
+        error_message=record.error_message,
+        attempts=record.error_history,
+        task_created_at=record.created_at,
+    )
+    logger.warning(
+        "task dead-lettered id=%s type=%s owner=%s attempts=%s: %s",
+        record.pk,
+        record.task_type,
+        record.owner_id,
+        record.attempts,
+        record.error_message,
+    )
 
 
 def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:

@@ -1,0 +1,72 @@
+"""Services for dead letters: what staff do with tasks that will not succeed by themselves.
+
+Entries are written by ``services._finish`` in the transaction that fails the task.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from tasks_app.errors import DeadLetterResolved
+from tasks_app.models import DeadLetter
+from tasks_app.registry import get_task_type
+from tasks_app.services import task_submit
+
+logger = logging.getLogger(__name__)
+
+PRUNE_BATCH_SIZE = 500
+
+
+@transaction.atomic
+def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> DeadLetter:
+    """Submit the dead task again, as a new task linked to it. Raises ``DeadLetterResolved``."""
+    resolved = DeadLetter.objects.filter(
+        pk=dead_letter.pk, resolution=DeadLetter.Resolution.OPEN
+    ).update(resolution=DeadLetter.Resolution.REQUEUED, resolved_at=timezone.now(), resolved_by=by)
+    if not resolved:
+        dead_letter.refresh_from_db()
+        raise DeadLetterResolved(resolution=dead_letter.resolution)
+    original = dead_letter.task
+    record = task_submit(
+        owner=original.owner,
+        task_type=get_task_type(original.task_type),
+        input_data=original.input,
+        priority=original.priority,
+    )
+    record.requeued_from = original
+    record.save(update_fields=["requeued_from"])
+    DeadLetter.objects.filter(pk=dead_letter.pk).update(requeued_task=record)
+    logger.info("dead letter requeued task=%s new=%s by=%s", original.pk, record.pk, by.pk)
+    dead_letter.refresh_from_db()
+    return dead_letter
+
+
+def dead_letter_discard(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> DeadLetter:
+    """Close the entry without running the task again. Raises ``DeadLetterResolved``."""
+    discarded = DeadLetter.objects.filter(
+        pk=dead_letter.pk, resolution=DeadLetter.Resolution.OPEN
+    ).update(resolution=DeadLetter.Resolution.DISCARDED, resolved_at=timezone.now(), resolved_by=by)
+    dead_letter.refresh_from_db()
+    if not discarded:
+        raise DeadLetterResolved(resolution=dead_letter.resolution)
+    logger.info("dead letter discarded task=%s by=%s", dead_letter.task_id, by.pk)
+    return dead_letter
+
+
+def dead_letters_prune(*, now=None) -> int:
+    """Delete entries older than the retention, in small batches. Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.TASKS_DEAD_LETTER_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        batch = list(
+            DeadLetter.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
+                :PRUNE_BATCH_SIZE
+            ]
+        )
+        if not batch:
+            return deleted
+        deleted += DeadLetter.objects.filter(pk__in=batch).delete()[0]

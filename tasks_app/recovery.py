@@ -1,0 +1,108 @@
+"""Services that repair what crashes leave behind; beat runs them, and so does worker start-up.
+
+- ``tasks_recover_stale``: a running task whose worker stopped heartbeating is given back
+  to the queue (or, after too many lost workers, failed with the reason "worker lost").
+- ``tasks_redispatch_lost``: a task whose broker message never left (broker down at
+  submit) or is gone (broker restarted without its data) is sent again.
+
+A redundant message is harmless: the claim lets only one delivery run a task.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from kombu.exceptions import ChannelError
+from kombu.exceptions import OperationalError as BrokerError
+
+from tasks_app import services
+from tasks_app.models import TaskRecord, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+# Between commit and the on-commit dispatch a healthy row has no message yet for a moment.
+UNDISPATCHED_GRACE = timedelta(seconds=5)
+
+
+def tasks_recover_stale(*, now=None) -> dict[str, int]:
+    """Running tasks without a heartbeat for TASKS_HEARTBEAT_TIMEOUT_SECONDS: redeliver or fail."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS)
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    counts = {"requeued": 0, "failed": 0}
+    candidates = TaskRecord.objects.running().filter(stale).values_list("pk", "attempts")
+    for task_id, attempts in candidates[:BATCH_SIZE]:
+        if attempts < settings.TASKS_WORKER_LOST_MAX_ATTEMPTS:
+            # Only if still stale and still the same attempt, so a late heartbeat wins.
+            if TaskRecord.objects.transition(
+                pk=task_id,
+                to=TaskStatus.QUEUED,
+                only_if=stale & Q(attempts=attempts),
+                worker="",
+                dispatched_at=None,
+            ):
+                counts["requeued"] += 1
+                logger.warning("task requeued, worker lost id=%s attempt=%s", task_id, attempts)
+                services.task_dispatch(task_id=task_id)
+        elif services.task_mark_failed(
+            task_id=task_id,
+            error_type="WorkerLost",
+            error_message=(
+                f"worker lost: the worker running this task stopped answering, "
+                f"{attempts} times; it was not tried again."
+            ),
+            attempt=attempts,
+        ):
+            counts["failed"] += 1
+    return counts
+
+
+def tasks_redispatch_lost(*, now=None) -> dict[str, int]:
+    """Send again the messages of queued and retrying tasks that no broker holds any more."""
+    now = now or timezone.now()
+    overdue = now - timedelta(seconds=settings.TASKS_REDISPATCH_AFTER_SECONDS)
+    counts = {"never_sent": 0, "lost": 0, "overdue_retries": 0}
+
+    never_sent = TaskRecord.objects.filter(
+        status=TaskStatus.QUEUED,
+        dispatched_at__isnull=True,
+        created_at__lt=now - UNDISPATCHED_GRACE,
+    )
+    for task_id in never_sent.values_list("pk", flat=True)[:BATCH_SIZE]:
+        counts["never_sent"] += services.task_dispatch(task_id=task_id)
+
+    # A queue that is empty while tasks of it have waited long: their messages are gone.
+    waiting = TaskRecord.objects.filter(status=TaskStatus.QUEUED, dispatched_at__lt=overdue)
+    for queue in waiting.values_list("queue", flat=True).distinct():
+        if broker_queue_size(queue) != 0:
+            continue
+        for task_id in waiting.filter(queue=queue).values_list("pk", flat=True)[:BATCH_SIZE]:
+            counts["lost"] += services.task_dispatch(task_id=task_id)
+
+    # A retry's message is held by the worker until it is due; if that worker died, it is gone.
+    late_retries = TaskRecord.objects.filter(
+        status=TaskStatus.RETRYING, next_attempt_at__lt=overdue
+    )
+    for task_id in late_retries.values_list("pk", flat=True)[:BATCH_SIZE]:
+        counts["overdue_retries"] += services.task_dispatch(
+            task_id=task_id, statuses=(TaskStatus.RETRYING,)
+        )
+    if any(counts.values()):
+        logger.warning("tasks dispatched again %s", counts)
+    return counts
+
+
+def broker_queue_size(queue: str) -> int | None:
+    """Messages waiting in ``queue`` (not those a worker holds), or None if unknown."""
+    try:
+        with current_app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:
+        return 0  # Redis deletes an empty queue's key: no queue, no messages
+    except BrokerError:
+        logger.warning("broker unreachable, queue %s not checked", queue)
+        return None
