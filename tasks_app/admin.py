@@ -2,9 +2,9 @@ import uuid
 
 from django.contrib import admin, messages
 
-from tasks_app import services
-from tasks_app.errors import TaskNotCancellable
-from tasks_app.models import ApiKey, TaskRecord
+from tasks_app import dead_letters, services
+from tasks_app.errors import DeadLetterResolved, TaskNotCancellable
+from tasks_app.models import ApiKey, DeadLetter, TaskRecord
 
 
 @admin.register(TaskRecord)
@@ -27,11 +27,35 @@ class TaskRecordAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     actions = ["cancel_selected"]
     fieldsets = [
-        (None, {"fields": ["id", "task_type", "status", "owner", "queue", "priority", "worker"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "task_type",
+                    "status",
+                    "owner",
+                    "queue",
+                    "priority",
+                    "worker",
+                    "requeued_from",
+                    "idempotency_key",
+                ]
+            },
+        ),
         ("Progress", {"fields": ["progress_current", "progress_total", "progress_message"]}),
         (
             "Input and outcome",
-            {"fields": ["input", "result", "error_type", "error_message", "error_traceback"]},
+            {
+                "fields": [
+                    "input",
+                    "result",
+                    "error_type",
+                    "error_message",
+                    "error_traceback",
+                    "error_history",
+                ]
+            },
         ),
         (
             "Timeline",
@@ -42,6 +66,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
                     "dispatched_at",
                     "started_at",
                     "heartbeat_at",
+                    "next_attempt_at",
                     "finished_at",
                     "cancel_requested_at",
                 ]
@@ -108,3 +133,52 @@ class ApiKeyAdmin(admin.ModelAdmin):
             f"API key created. Copy it now, it is not shown again: {raw_key}",
             messages.WARNING,
         )
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    """Read-only: staff act on dead letters only through the requeue and discard actions."""
+
+    list_display = [
+        "task_id",
+        "task_type",
+        "owner",
+        "final_status",
+        "error_type",
+        "resolution",
+        "created_at",
+    ]
+    list_filter = ["resolution", "task_type", "final_status"]
+    search_fields = ["task__id", "owner__username", "error_message"]
+    date_hierarchy = "created_at"
+    list_select_related = ["owner"]
+    actions = ["requeue_selected", "discard_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in DeadLetter._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Requeue selected dead letters (a new task each)")
+    def requeue_selected(self, request, queryset):
+        self._resolve(request, queryset, dead_letters.dead_letter_requeue, "Requeued")
+
+    @admin.action(description="Discard selected dead letters")
+    def discard_selected(self, request, queryset):
+        self._resolve(request, queryset, dead_letters.dead_letter_discard, "Discarded")
+
+    def _resolve(self, request, queryset, operation, verb: str) -> None:
+        done, skipped = 0, 0
+        for dead_letter in queryset:
+            try:
+                operation(dead_letter=dead_letter, by=request.user)
+                done += 1
+            except DeadLetterResolved:
+                skipped += 1
+        self.message_user(request, f"{verb} {done} dead letter(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} were already resolved.", messages.WARNING)

@@ -5,7 +5,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from tasks_app.models import TaskRecord
+from tasks_app.models import DeadLetter, TaskRecord
 
 
 def task_list_for_user(*, user: AbstractBaseUser) -> QuerySet[TaskRecord]:
@@ -23,3 +23,16 @@ def task_get_for_user(*, user: AbstractBaseUser, task_id: str) -> TaskRecord | N
     except ValueError:
         return None
     return task_list_for_user(user=user).filter(pk=pk).first()
+
+
+def dead_letter_list() -> QuerySet[DeadLetter]:
+    """Every dead letter, newest first (a staff view: no owner filter)."""
+    return DeadLetter.objects.select_related("owner").order_by("-created_at", "-id")
+
+
+def dead_letter_get(*, dead_letter_id) -> DeadLetter | None:
+    try:
+        pk = uuid.UUID(str(dead_letter_id))
+    except ValueError:
+        return None
+    return dead_letter_list().filter(pk=pk).first()

@@ -1,6 +1,10 @@
-"""Transitions that no task body can report, because the body is not running any more.
+"""Celery signal handlers: what only the worker's own events can trigger.
 
-Each handler owns one transition, is a few lines, and never raises (a raising signal
+- transitions that no task body can report, because the body is not running any more
+  (revoked, hard time limit, worker lost);
+- worker start-up: reconciliation, and freezing start-up objects out of the GC's way.
+
+Each handler does one thing, is a few lines, and never raises (a raising signal
 handler would disturb the worker's own bookkeeping).
 """
 
@@ -10,8 +14,9 @@ import logging
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, task_revoked, worker_process_init, worker_ready
+from django import db
 
-from tasks_app import services
+from tasks_app import recovery, services
 from tasks_app.registry import UnknownTaskType, get_task_type
 
 logger = logging.getLogger(__name__)
@@ -72,3 +77,15 @@ def freeze_startup_objects(**kwargs) -> None:
     and threads pools (worker_ready).
     """
     gc.freeze()
+
+
+@worker_ready.connect
+def reconcile_on_worker_start(**kwargs) -> None:
+    """A starting worker repairs what a crash left (the beat job does so every minute too)."""
+    try:
+        counts = {**recovery.tasks_recover_stale(), **recovery.tasks_redispatch_lost()}
+        logger.info("reconciled at worker start-up %s", counts)
+    except Exception:
+        logger.exception("reconciliation at worker start-up failed")
+    finally:
+        db.connections.close_all()  # the main process keeps no connection between tasks

@@ -1,10 +1,27 @@
 from django.urls import path
 
-from tasks_app import apis
+from tasks_app.apis import dead_letters, tasks
 
 urlpatterns = [
-    path("tasks/", apis.TaskCollectionApi.as_view(), name="task-list"),
-    path("tasks/<str:task_id>/", apis.TaskDetailApi.as_view(), name="task-detail"),
-    path("tasks/<str:task_id>/cancel/", apis.TaskCancelApi.as_view(), name="task-cancel"),
-    path("task-types/", apis.TaskTypeListApi.as_view(), name="task-type-list"),
+    path("tasks/", tasks.TaskCollectionApi.as_view(), name="task-list"),
+    path("tasks/<str:task_id>/", tasks.TaskDetailApi.as_view(), name="task-detail"),
+    path("tasks/<str:task_id>/cancel/", tasks.TaskCancelApi.as_view(), name="task-cancel"),
+    path("task-types/", tasks.TaskTypeListApi.as_view(), name="task-type-list"),
+    path("dead-letters/", dead_letters.DeadLetterListApi.as_view(), name="dead-letter-list"),
+    path("dead-letters/bulk/", dead_letters.DeadLetterBulkApi.as_view(), name="dead-letter-bulk"),
+    path(
+        "dead-letters/<str:dead_letter_id>/",
+        dead_letters.DeadLetterDetailApi.as_view(),
+        name="dead-letter-detail",
+    ),
+    path(
+        "dead-letters/<str:dead_letter_id>/requeue/",
+        dead_letters.DeadLetterRequeueApi.as_view(),
+        name="dead-letter-requeue",
+    ),
+    path(
+        "dead-letters/<str:dead_letter_id>/discard/",
+        dead_letters.DeadLetterDiscardApi.as_view(),
+        name="dead-letter-discard",
+    ),
 ]

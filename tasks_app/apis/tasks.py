@@ -7,7 +7,7 @@ selectors, domain errors become HTTP in ``exception_handlers``.
 import django_filters
 from django.http import Http404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import JSONParser
@@ -111,20 +111,41 @@ class TaskCollectionApi(APIView):
             serializer_class=TaskRecordOutputSerializer,
         )
 
-    @extend_schema(request=InputSerializer, responses={202: TaskRecordOutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Repeat a submission safely: the same key returns the first task.",
+            )
+        ],
+        responses={202: TaskRecordOutputSerializer},
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        record = services.task_submit(
-            owner=request.user,
-            task_type=serializer.validated_data["task_type"],
-            input_data=serializer.validated_data["input"],
-            priority=serializer.validated_data.get("priority"),
-        )
+        submission = {
+            "owner": request.user,
+            "task_type": serializer.validated_data["task_type"],
+            "input_data": serializer.validated_data["input"],
+            "priority": serializer.validated_data.get("priority"),
+        }
+        key = request.headers.get("Idempotency-Key", "").strip()
+        headers = {}
+        if key:
+            if len(key) > 255:
+                raise serializers.ValidationError(
+                    {"Idempotency-Key": ["Ensure this header has no more than 255 characters."]}
+                )
+            record, created = services.task_submit_once(**submission, idempotency_key=key)
+            headers["Idempotent-Replayed"] = "false" if created else "true"
+        else:
+            record = services.task_submit(**submission)
         data = TaskRecordOutputSerializer(record, context={"request": request}).data
-        return Response(
-            data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]}
-        )
+        headers["Location"] = data["links"]["self"]
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
 def _get_visible_task_or_404(request, task_id) -> TaskRecord:

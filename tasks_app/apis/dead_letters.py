@@ -1,0 +1,172 @@
+"""Staff API of dead letters: list and inspect them, requeue or discard one or many."""
+
+import django_filters
+from django.http import Http404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tasks_app import dead_letters, selectors
+from tasks_app.errors import DeadLetterResolved
+from tasks_app.models import DeadLetter
+from tasks_app.pagination import filtered_page_response
+
+
+class DeadLetterOutputSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.get_username")
+    task = serializers.SerializerMethodField()
+    requeued_task = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeadLetter
+        fields = [
+            "id",
+            "task",
+            "task_type",
+            "owner",
+            "input",
+            "final_status",
+            "error_type",
+            "error_message",
+            "attempts",
+            "task_created_at",
+            "created_at",
+            "resolution",
+            "resolved_at",
+            "requeued_task",
+            "links",
+        ]
+
+    def _task_link(self, task_id) -> dict | None:
+        if task_id is None:
+            return None
+        url = reverse("task-detail", args=[task_id])
+        return {"id": str(task_id), "url": self.context["request"].build_absolute_uri(url)}
+
+    def get_task(self, dead_letter) -> dict | None:
+        return self._task_link(dead_letter.task_id)
+
+    def get_requeued_task(self, dead_letter) -> dict | None:
+        return self._task_link(dead_letter.requeued_task_id)
+
+    def get_links(self, dead_letter) -> dict:
+        request = self.context["request"]
+        return {
+            name: request.build_absolute_uri(reverse(f"dead-letter-{name}", args=[dead_letter.pk]))
+            for name in ("detail", "requeue", "discard")
+        }
+
+
+class DeadLetterFilter(django_filters.FilterSet):
+    resolution = django_filters.MultipleChoiceFilter(choices=DeadLetter.Resolution.choices)
+    task_type = django_filters.CharFilter()
+    owner = django_filters.CharFilter(field_name="owner__username")
+
+    class Meta:
+        model = DeadLetter
+        fields = ["resolution", "task_type", "owner"]
+
+
+def _render(request, dead_letter) -> Response:
+    return Response(DeadLetterOutputSerializer(dead_letter, context={"request": request}).data)
+
+
+def _dead_letter_or_404(dead_letter_id) -> DeadLetter:
+    dead_letter = selectors.dead_letter_get(dead_letter_id=dead_letter_id)
+    if dead_letter is None:
+        raise Http404("No dead letter with this id.")
+    return dead_letter
+
+
+class DeadLetterListApi(APIView):
+    """Dead letters, newest first; ?resolution=open|requeued|discarded, ?task_type=, ?owner=."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        parameters=[DeadLetterFilter], responses={200: DeadLetterOutputSerializer(many=True)}
+    )
+    def get(self, request):
+        return filtered_page_response(
+            request=request,
+            view=self,
+            queryset=selectors.dead_letter_list(),
+            filterset_class=DeadLetterFilter,
+            serializer_class=DeadLetterOutputSerializer,
+        )
+
+
+class DeadLetterDetailApi(APIView):
+    """GET shows one dead letter, with every attempt's error and traceback."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={200: DeadLetterOutputSerializer})
+    def get(self, request, dead_letter_id):
+        return _render(request, _dead_letter_or_404(dead_letter_id))
+
+
+class DeadLetterRequeueApi(APIView):
+    """Run the task again, as a new task linked to the dead one."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer})
+    def post(self, request, dead_letter_id):
+        dead_letter = dead_letters.dead_letter_requeue(
+            dead_letter=_dead_letter_or_404(dead_letter_id), by=request.user
+        )
+        return _render(request, dead_letter)
+
+
+class DeadLetterDiscardApi(APIView):
+    """Close a dead letter without running the task again."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer})
+    def post(self, request, dead_letter_id):
+        dead_letter = dead_letters.dead_letter_discard(
+            dead_letter=_dead_letter_or_404(dead_letter_id), by=request.user
+        )
+        return _render(request, dead_letter)
+
+
+class DeadLetterBulkApi(APIView):
+    """Requeue or discard many at once: {"action": "requeue"|"discard", "ids": [...]}.
+
+    Answers what happened to each id, since some may already be resolved or unknown.
+    """
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        action = serializers.ChoiceField(choices=["requeue", "discard"])
+        ids = serializers.ListField(
+            child=serializers.UUIDField(), min_length=1, max_length=500, allow_empty=False
+        )
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        operation = {
+            "requeue": dead_letters.dead_letter_requeue,
+            "discard": dead_letters.dead_letter_discard,
+        }[serializer.validated_data["action"]]
+        outcomes = {}
+        for dead_letter_id in serializer.validated_data["ids"]:
+            dead_letter = selectors.dead_letter_get(dead_letter_id=dead_letter_id)
+            if dead_letter is None:
+                outcomes[str(dead_letter_id)] = "not found"
+                continue
+            try:
+                operation(dead_letter=dead_letter, by=request.user)
+                outcomes[str(dead_letter_id)] = serializer.validated_data["action"] + "d"
+            except DeadLetterResolved as error:
+                outcomes[str(dead_letter_id)] = f"already {error.status}"
+        return Response({"results": outcomes})
