@@ -34,6 +34,12 @@ class FlakyInput(serializers.Serializer):
         default=2,
         help_text="How many attempts fail before one succeeds.",
     )
+    key = serializers.CharField(
+        max_length=100,
+        default="",
+        help_text="Count attempts under this key across tasks (so a requeued task goes on "
+        "counting); without it, attempts of this task alone.",
+    )
 
 
 class FailInput(serializers.Serializer):
@@ -90,11 +96,16 @@ def diagnostics_fail(context: TaskContext, *, message: str, after_seconds: float
         retry_on=(TransientTaskError,), max_retries=3, backoff_seconds=0.5, backoff_max_seconds=5
     ),
 )
-def diagnostics_flaky(context: TaskContext, *, failures: int) -> dict:
+def diagnostics_flaky(context: TaskContext, *, failures: int, key: str) -> dict:
     """Fail with a transient error on the first `failures` attempts, then succeed."""
-    if context.attempt <= failures:
-        raise TransientTaskError(f"Transient failure on attempt {context.attempt}.")
-    return {"succeeded_on_attempt": context.attempt}
+    attempt = context.attempt
+    if key:
+        DiagnosticCounter.objects.get_or_create(key=key)
+        DiagnosticCounter.objects.filter(key=key).update(count=F("count") + 1)
+        attempt = DiagnosticCounter.objects.get(key=key).count
+    if attempt <= failures:
+        raise TransientTaskError(f"Transient failure on attempt {attempt}.")
+    return {"succeeded_on_attempt": attempt}
 
 
 class CountInput(serializers.Serializer):

@@ -267,12 +267,20 @@ def task_mark_retrying(
         error_type=error_type,
         error_message=error_message,
         error_traceback=error_traceback,
-        error_history=_history_with(task_id, error_type, error_message, error_traceback),
+        error_history=_history_with(
+            task_id, error_type, error_message, error_traceback, retry_in=countdown
+        ),
         next_attempt_at=timezone.now() + timedelta(seconds=countdown),
     )
 
 
-def _history_with(task_id, error_type: str, error_message: str, error_traceback: str) -> list:
+def _history_with(
+    task_id,
+    error_type: str,
+    error_message: str,
+    error_traceback: str,
+    retry_in: float | None = None,
+) -> list:
     # Only the worker holding the running task writes its history, so read-then-write
     # cannot lose an entry.
     record = TaskRecord.objects.only("attempts", "error_history").get(pk=task_id)
@@ -282,6 +290,7 @@ def _history_with(task_id, error_type: str, error_message: str, error_traceback:
         "error_message": error_message,
         "traceback": error_traceback,
         "at": timezone.now(),
+        "retry_in": retry_in,
     }
     return [*record.error_history, entry]
 
