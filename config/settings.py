@@ -158,8 +158,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Redis redelivers an unacknowledged (acks_late) message after this many seconds;
-        # it must exceed the longest task's hard time limit or tasks run twice.
+        # Redis redelivers an unacknowledged (acks_late) message after this many seconds.
+        # The claim refuses a copy of a task that is still running, but keep this above
+        # the longest hard time limit so that no copies are made at all.
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600),
         # With "priority" strategy, Redis serves priorities 0 (first) to 9 (last).
         "queue_order_strategy": "priority",

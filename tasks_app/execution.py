@@ -18,7 +18,7 @@ from typing import NoReturn
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from tasks_app import services
 from tasks_app.models import TaskRecord, TaskStatus
@@ -151,10 +151,14 @@ def _heartbeat(*, task_id: str, attempt: int):
     def beat() -> None:
         try:
             while not stop.wait(settings.TASKS_HEARTBEAT_SECONDS):
-                if not services.task_heartbeat(task_id=task_id, attempt=attempt):
-                    return  # finished, cancelled, or given to another worker
-        except Exception:
-            logger.exception("heartbeat failed id=%s", task_id)
+                try:
+                    if not services.task_heartbeat(task_id=task_id, attempt=attempt):
+                        return  # finished, cancelled, or given to another worker
+                except DatabaseError:
+                    # A passing database outage must not silence the task for good;
+                    # the next beat reconnects.
+                    logger.warning("heartbeat not written id=%s", task_id, exc_info=True)
+                    connection.close()
         finally:
             connection.close()  # this thread's own database connection
 
