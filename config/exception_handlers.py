@@ -5,12 +5,18 @@ from rest_framework.views import exception_handler
 
 from documents.errors import DocumentBusy, DocumentNotReady
 from documents.processing import EmptyDocument, UnsupportedDocument, UrlNotAllowed
-from tasks_app.errors import DeadLetterResolved, IdempotencyKeyReused, TaskNotCancellable
+from tasks_app.errors import (
+    DeadLetterNotRequeueable,
+    DeadLetterResolved,
+    IdempotencyKeyReused,
+    TaskNotCancellable,
+)
 
 # Domain error -> HTTP status. Errors that carry the object's ``status`` report it too.
 _STATUS_CODES: list[tuple[type[Exception], int]] = [
     (TaskNotCancellable, status.HTTP_409_CONFLICT),
     (DeadLetterResolved, status.HTTP_409_CONFLICT),
+    (DeadLetterNotRequeueable, status.HTTP_409_CONFLICT),
     (IdempotencyKeyReused, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (DocumentBusy, status.HTTP_409_CONFLICT),
     (DocumentNotReady, status.HTTP_409_CONFLICT),

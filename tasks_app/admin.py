@@ -3,7 +3,7 @@ import uuid
 from django.contrib import admin, messages
 
 from tasks_app import dead_letters, services
-from tasks_app.errors import DeadLetterResolved, TaskNotCancellable
+from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved, TaskNotCancellable
 from tasks_app.models import ApiKey, DeadLetter, TaskRecord
 
 
@@ -177,8 +177,12 @@ class DeadLetterAdmin(admin.ModelAdmin):
             try:
                 operation(dead_letter=dead_letter, by=request.user)
                 done += 1
-            except DeadLetterResolved:
+            except (DeadLetterResolved, DeadLetterNotRequeueable):
                 skipped += 1
         self.message_user(request, f"{verb} {done} dead letter(s).", messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} were already resolved.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{skipped} were skipped: already resolved, or restarted by their own app.",
+                messages.WARNING,
+            )

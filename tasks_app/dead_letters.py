@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from tasks_app.errors import DeadLetterResolved
+from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
 from tasks_app.registry import get_task_type
 from tasks_app.services import task_submit
@@ -23,7 +23,14 @@ PRUNE_BATCH_SIZE = 500
 
 @transaction.atomic
 def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> DeadLetter:
-    """Submit the dead task again, as a new task linked to it. Raises ``DeadLetterResolved``."""
+    """Submit the dead task again, as a new task linked to it.
+
+    Raises ``DeadLetterResolved`` if it was requeued or discarded already, and
+    ``DeadLetterNotRequeueable`` for internal task types, whose app owns their restarts.
+    """
+    task_type = get_task_type(dead_letter.task_type)
+    if not task_type.public:
+        raise DeadLetterNotRequeueable(task_type=task_type.name)
     resolved = DeadLetter.objects.filter(
         pk=dead_letter.pk, resolution=DeadLetter.Resolution.OPEN
     ).update(resolution=DeadLetter.Resolution.REQUEUED, resolved_at=timezone.now(), resolved_by=by)
@@ -33,7 +40,7 @@ def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
     original = dead_letter.task
     record = task_submit(
         owner=original.owner,
-        task_type=get_task_type(original.task_type),
+        task_type=task_type,
         input_data=original.input,
         priority=original.priority,
     )

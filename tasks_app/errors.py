@@ -34,6 +34,17 @@ class DeadLetterResolved(TaskError):
         super().__init__(f"This dead letter was already {resolution}.")
 
 
+class DeadLetterNotRequeueable(TaskError):
+    """The task's type is started by its own app (e.g. document processing), not requeued here."""
+
+    def __init__(self, *, task_type: str):
+        self.status = "open"
+        super().__init__(
+            f"Tasks of type {task_type} are started by their own app and cannot be requeued "
+            "from here (for documents: POST /api/v1/documents/<id>/reprocess)."
+        )
+
+
 class TransientTaskError(Exception):
     """Raised by a task body for a failure that may pass (a busy service, a timeout).
 

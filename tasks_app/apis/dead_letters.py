@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tasks_app import dead_letters, selectors
-from tasks_app.errors import DeadLetterResolved
+from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
 from tasks_app.pagination import filtered_page_response
 
@@ -169,4 +169,6 @@ class DeadLetterBulkApi(APIView):
                 outcomes[str(dead_letter_id)] = serializer.validated_data["action"] + "d"
             except DeadLetterResolved as error:
                 outcomes[str(dead_letter_id)] = f"already {error.status}"
+            except DeadLetterNotRequeueable as error:
+                outcomes[str(dead_letter_id)] = str(error)
         return Response({"results": outcomes})

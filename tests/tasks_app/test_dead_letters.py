@@ -153,3 +153,15 @@ def test_bulk_requeue_reports_each_id(staff_user, user):
         client.post(f"{DEAD_LETTERS}bulk/", {"action": "x", "ids": []}, format="json").status_code
         == 400
     )
+
+
+def test_internal_task_types_are_not_requeued_from_here(staff_user, user):
+    record = TaskRecordFactory(owner=user, task_type="documents.process", input={})
+    dead = fail_for_good(record)
+
+    response = client_for(staff_user).post(f"{DEAD_LETTERS}{dead.pk}/requeue/")
+
+    assert response.status_code == 409
+    assert "reprocess" in response.json()["detail"]
+    dead.refresh_from_db()
+    assert dead.resolution == "open"
