@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "tasks_app",
     "documents",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -250,6 +251,35 @@ DOCUMENTS_URL_ALLOWLIST = env.list("DOCUMENTS_URL_ALLOWLIST", default=[])
 # Scratch space of processing; each run uses and removes a folder of its own.
 DOCUMENTS_TMP_DIR = Path(env.str("DOCUMENTS_TMP_DIR", default=str(VAR_DIR / "tmp" / "documents")))
 
+
+# --- Operations ---------------------------------------------------------------------------
+
+# Health: the window the failure rate is measured over, and when each check turns
+# degraded (warning) or critical.
+OPS_HEALTH_WINDOW_SECONDS = env.int("OPS_HEALTH_WINDOW_SECONDS", default=900)
+OPS_FAILURE_RATE_WARNING = env.float("OPS_FAILURE_RATE_WARNING", default=0.10)
+OPS_FAILURE_RATE_CRITICAL = env.float("OPS_FAILURE_RATE_CRITICAL", default=0.20)
+OPS_QUEUE_BACKLOG_WARNING = env.int("OPS_QUEUE_BACKLOG_WARNING", default=1000)
+OPS_DEAD_LETTERS_WARNING = env.int("OPS_DEAD_LETTERS_WARNING", default=50)
+# Beat counts as alive while it sent a periodic task this recently.
+OPS_BEAT_STALE_SECONDS = env.int("OPS_BEAT_STALE_SECONDS", default=180)
+# How long a worker has to answer the readiness ping.
+OPS_WORKER_PING_TIMEOUT = env.float("OPS_WORKER_PING_TIMEOUT", default=1.0)
+OPS_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OPS_HEALTH_SNAPSHOT_RETENTION_DAYS", default=7)
+# A transition to critical mails staff (and posts to the webhook, if set), at most once
+# per throttle period.
+OPS_ALERT_WEBHOOK_URL = env.str("OPS_ALERT_WEBHOOK_URL", default="")
+OPS_ALERT_THROTTLE_SECONDS = env.int("OPS_ALERT_THROTTLE_SECONDS", default=3600)
+# Task records past this age (finished ones only) are deleted by the retention job.
+OPS_TASK_RETENTION_DAYS = env.int("OPS_TASK_RETENTION_DAYS", default=90)
+OPS_MAINTENANCE_BATCH_SIZE = env.int("OPS_MAINTENANCE_BATCH_SIZE", default=1000)
+# /metrics (Prometheus): a bearer token scrapers send; without one, staff only.
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="jobs@localhost")
 
 # --- Logging ----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
     path("admin/", admin.site.urls),
+    path("", include("operations.urls")),
     path("api/v1/", include("tasks_app.urls")),
     path("api/v1/", include("documents.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

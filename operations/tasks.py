@@ -1,0 +1,1 @@
+"""Celery tasks that beat sends for health and maintenance. Each calls one service."""
