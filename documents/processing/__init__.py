@@ -10,6 +10,7 @@ modules, one job each:
     html      web pages (for URL ingestion)
     normalize one form for all extracted text
     chunking  overlapping chunks with their offsets, fed page by page
+    addresses whether a URL, and every address its host resolves to, may be fetched
     fetch     downloading a web page without reaching private addresses
 
 Errors a user must read are ``DocumentError``s: their message says what is wrong with

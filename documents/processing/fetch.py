@@ -10,14 +10,18 @@ The defence against server-side request forgery, in order:
    answer cannot swap in a private address (DNS rebinding);
 4. redirects are followed by hand and every hop goes through 1-3 again.
 
-Size and time are bounded too: the body is streamed and counted after decompression, and
-one deadline covers the whole download, redirects included.
+Steps 1 and 2, deciding whether a URL may be fetched, live in ``addresses``; this module
+downloads (3 and 4). Size and time are bounded too: the body is streamed and counted after
+decompression, and one deadline covers the whole download, redirects included.
+
+``FetchPolicy``, ``check_url`` and ``fetch_url`` stay here, the one place callers import.
+The policy is mostly download knobs, and ``addresses`` takes only its allowlist, so the
+dependency runs one way; ``check_url``, taking the policy, is the submit-time subset of
+``fetch_url``'s checks, built from the steps in ``addresses``.
 """
 
 import codecs
 import email.message
-import ipaddress
-import logging
 import re
 import socket
 import threading
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from ssl import SSLCertVerificationError
 from typing import BinaryIO
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin
 
 from urllib3 import HTTPConnectionPool, HTTPResponse, HTTPSConnectionPool, Timeout
 from urllib3 import exceptions as urllib3_errors
@@ -36,19 +40,20 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.ssl_match_hostname import CertificateError as HostnameMismatch
 
 from documents.processing import DocumentError, TransientFetchError, UrlNotAllowed
-
-logger = logging.getLogger(__name__)
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from documents.processing.addresses import (
+    IPAddress,
+    Target,
+    check_addresses,
+    parse_url,
+    resolve,
+    validate_allowlist,
+)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_FILENAME = "page.html"
 _CHUNK_SIZE = 64 * 1024
 _MAX_FILENAME_LENGTH = 100
-_HOST_NAME = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*")
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
-# getaddrinfo's answers for a name that does not exist, or exists without an address.
-_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,7 @@ class FetchPolicy:
     user_agent: str = "job-service-fetcher/1.0"
 
     def __post_init__(self):
-        for entry in self.allowlist:
-            if "/" in entry or ":" in entry:
-                ipaddress.ip_network(entry, strict=False)  # a typo must not pass silently
+        validate_allowlist(self.allowlist)  # a typo must not pass silently
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,9 @@ def check_url(url: str, *, policy: FetchPolicy) -> None:
     The web process runs this when a URL is submitted; the worker checks again, with the
     addresses the host resolves to, in ``fetch_url``.
     """
-    target = _parse_url(url)
+    target = parse_url(url)
     if target.address is not None:
-        _check_addresses(target, [target.address], policy=policy)
+        check_addresses(target, [target.address], allowlist=policy.allowlist)
 
 
 def fetch_url(url: str, dest: BinaryIO, *, policy: FetchPolicy) -> FetchedPage:
@@ -100,8 +103,8 @@ def fetch_url(url: str, dest: BinaryIO, *, policy: FetchPolicy) -> FetchedPage:
     with _Deadline(policy.total_timeout) as deadline:
         for hop in range(policy.max_redirects + 1):
             try:
-                target = _parse_url(url)
-                addresses = _resolve(target, policy=policy)
+                target = parse_url(url)
+                addresses = resolve(target, allowlist=policy.allowlist)
             except UrlNotAllowed as error:
                 if hop == 0:
                     raise
@@ -121,126 +124,6 @@ def fetch_url(url: str, dest: BinaryIO, *, policy: FetchPolicy) -> FetchedPage:
     raise DocumentError(
         f"Too many redirects: the page redirected more than {policy.max_redirects} times."
     )
-
-
-def is_public_address(address: str | IPAddress) -> bool:
-    """Whether an address belongs to the public internet, so a user may make us reach it.
-
-    IPv4-mapped IPv6 (::ffff:127.0.0.1) is judged by its IPv4 address and 6to4 by the
-    IPv4 address it embeds. Teredo (2001::/32) and NAT64 (64:ff9b::/96) are refused
-    whole: Python counts them private or reserved.
-    """
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return is_public_address(ip.ipv4_mapped)
-        if ip.sixtofour is not None and not is_public_address(ip.sixtofour):
-            return False
-        if ip.is_site_local:  # fec0::/10: deprecated, but Python still counts it global
-            return False
-    # is_global alone is not enough: it is True for multicast addresses.
-    return ip.is_global and not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
-
-
-@dataclass(frozen=True)
-class _Target:
-    url: str
-    scheme: str
-    host: str  # lowercase ASCII, without IPv6 brackets or a trailing dot
-    port: int
-    request_path: str  # path and query, as sent on the request line
-    address: IPAddress | None  # when the host is an IP address
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default_port = 443 if self.scheme == "https" else 80
-        return host if self.port == default_port else f"{host}:{self.port}"
-
-
-def _parse_url(url: str) -> _Target:
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        raise UrlNotAllowed("The URL is not valid.") from None
-    if parts.scheme not in ("http", "https"):
-        raise UrlNotAllowed("Only http:// and https:// URLs can be fetched.")
-    if "@" in parts.netloc:
-        raise UrlNotAllowed("URLs with a user name or password are not allowed.")
-    if not parts.hostname:
-        raise UrlNotAllowed("The URL has no host name.")
-    try:
-        port = parts.port
-    except ValueError:  # not a number, or above 65535
-        port = 0
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    if not 1 <= port <= 65535:
-        raise UrlNotAllowed("The URL's port is not valid.")
-    host, address = _parse_host(parts.hostname)
-    path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
-    return _Target(url.strip(), parts.scheme, host, port, path, address)
-
-
-def _parse_host(host: str) -> tuple[str, IPAddress | None]:
-    with suppress(ValueError):
-        return host, ipaddress.ip_address(host)
-    try:
-        host = host.encode("idna").decode("ascii").removesuffix(".")
-    except UnicodeError:
-        host = ""
-    if len(host) > 253 or not _HOST_NAME.fullmatch(host):
-        raise UrlNotAllowed("The URL's host name is not valid.")
-    # Resolvers also read "127.1", "2130706433" and "0x7f000001" as IPv4 addresses.
-    with suppress(OSError):
-        return host, ipaddress.IPv4Address(socket.inet_aton(host))
-    return host, None
-
-
-def _resolve(target: _Target, *, policy: FetchPolicy) -> list[IPAddress]:
-    if target.address is not None:
-        addresses = [target.address]
-    else:
-        try:
-            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as error:
-            if error.errno in _NO_SUCH_HOST:
-                raise DocumentError(f"The host name {target.host} does not exist.") from error
-            raise TransientFetchError(
-                f"The host name {target.host} could not be looked up right now."
-            ) from error
-        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
-    _check_addresses(target, addresses, policy=policy)
-    return addresses
-
-
-def _check_addresses(target: _Target, addresses: list[IPAddress], *, policy: FetchPolicy) -> None:
-    networks, host_names = _split_allowlist(policy.allowlist)
-    if target.host in host_names:
-        return
-    for address in addresses:
-        if is_public_address(address) or any(address in network for network in networks):
-            continue
-        logger.warning("Refused to fetch %s: %s resolves to %s", target.url, target.host, address)
-        verb = "is" if target.address is not None else "points to"
-        raise UrlNotAllowed(f"{target.host} {verb} a private or reserved network address.")
-
-
-def _split_allowlist(allowlist: tuple[str, ...]) -> tuple[list, set[str]]:
-    networks, host_names = [], set()
-    for entry in allowlist:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            host_names.add(entry.lower().removesuffix("."))
-    return networks, host_names
 
 
 class _Deadline:
@@ -329,7 +212,7 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 
 def _open(
-    target: _Target, addresses: list[IPAddress], *, policy: FetchPolicy, deadline: _Deadline
+    target: Target, addresses: list[IPAddress], *, policy: FetchPolicy, deadline: _Deadline
 ) -> tuple[HTTPConnectionPool, HTTPResponse]:
     """Send the GET to the first address that accepts a connection: (pool, response)."""
     headers = {
@@ -393,7 +276,7 @@ def _check_status(status: int) -> None:
 def _save(
     response: HTTPResponse,
     dest: BinaryIO,
-    target: _Target,
+    target: Target,
     *,
     policy: FetchPolicy,
     deadline: _Deadline,

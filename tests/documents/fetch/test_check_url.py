@@ -1,7 +1,8 @@
 import pytest
 
 from documents.processing import UrlNotAllowed
-from documents.processing.fetch import FetchPolicy, check_url, is_public_address
+from documents.processing.addresses import is_public_address
+from documents.processing.fetch import FetchPolicy, check_url
 
 REFUSED_ADDRESSES = [
     "127.0.0.1",
