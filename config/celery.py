@@ -3,9 +3,16 @@
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
+
+from operations.logging import celery_logger_use_json
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Celery installs its own log handlers in workers and beat; LOG_FORMAT=json reaches them here.
+after_setup_logger.connect(celery_logger_use_json)
+after_setup_task_logger.connect(celery_logger_use_json)

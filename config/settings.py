@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times every response and sees its final status (Prometheus /metrics).
+    "operations.prometheus.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -98,6 +100,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 # https://django-environ.readthedocs.io/en/latest/types.html#environ-env-db-url
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database fails fast (readiness answers 503) instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the worker write to one SQLite file at once: WAL lets readers
     # go on during a write, IMMEDIATE transactions take the write lock up front (no
@@ -196,7 +201,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# Schedules live in the database, editable in admin; operations/schedules.py defines them
+# and `manage.py install_schedules` installs them (bin/serve runs it).
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat saves each periodic task's last run at once: readiness reads it as beat's heartbeat.
+CELERY_BEAT_SYNC_EVERY = 1
 
 # --- Tasks ------------------------------------------------------------------------------
 
@@ -214,23 +223,6 @@ TASKS_REDISPATCH_AFTER_SECONDS = env.float("TASKS_REDISPATCH_AFTER_SECONDS", def
 # A repeated Idempotency-Key returns the first task for this long.
 TASKS_IDEMPOTENCY_TTL_SECONDS = env.int("TASKS_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 TASKS_DEAD_LETTER_RETENTION_DAYS = env.int("TASKS_DEAD_LETTER_RETENTION_DAYS", default=30)
-
-# Periodic maintenance, run by beat through the database scheduler (editable in admin).
-# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
-CELERY_BEAT_SCHEDULE = {
-    # Give lost tasks back to the queue: dead workers, lost broker messages.
-    "tasks-reconcile": {
-        "task": "tasks_app.reconcile",
-        "schedule": TASKS_RECONCILE_SECONDS,
-        "options": {"expires": TASKS_RECONCILE_SECONDS},
-    },
-    # Forget dead letters past their retention.
-    "tasks-prune-dead-letters": {
-        "task": "tasks_app.prune_dead_letters",
-        "schedule": 3600.0,
-        "options": {"expires": 3600},
-    },
-}
 
 # --- Documents --------------------------------------------------------------------------
 
@@ -283,13 +275,19 @@ DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="jobs@localhos
 
 # --- Logging ----------------------------------------------------------------------------
 
+# "plain" text, or "json": one JSON object per line (operations.logging.JsonFormatter).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "operations.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # Django gives its own logger a console handler under DEBUG; through root it is enough.
     "loggers": {"django": {"handlers": [], "propagate": True}},

@@ -3,9 +3,14 @@
 
 from django.urls import re_path
 
+from operations.apis import health, metrics
+
 urlpatterns = [
-    # health routes (operations/apis/health.py)
-    # metrics routes (operations/apis/metrics.py)
+    re_path(r"^api/v1/health/live/?$", health.HealthLiveApi.as_view(), name="health-live"),
+    re_path(r"^api/v1/health/ready/?$", health.HealthReadyApi.as_view(), name="health-ready"),
+    re_path(r"^api/v1/tasks/health/?$", health.TaskHealthApi.as_view(), name="task-health"),
+    re_path(r"^api/v1/tasks/metrics/?$", metrics.TaskMetricsApi.as_view(), name="task-metrics"),
+    re_path(r"^metrics/?$", metrics.PrometheusMetricsApi.as_view(), name="prometheus-metrics"),
 ]
 
 __all__ = ["re_path", "urlpatterns"]

@@ -151,6 +151,8 @@ class TaskRecord(models.Model):
             models.Index(fields=["owner", "task_type", "-created_at"], name="task_owner_type"),
             # Staff lists and the sweeps (queued too long, running without heartbeat).
             models.Index(fields=["status", "created_at"], name="task_status_created"),
+            # Health's failure rate over a recent window, metrics, and retention.
+            models.Index(fields=["status", "finished_at"], name="task_status_finished"),
         ]
         constraints = [
             models.CheckConstraint(

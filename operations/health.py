@@ -1,0 +1,342 @@
+"""How healthy the service is: readiness for load balancers, and an evaluation for staff.
+
+- ``readiness_checks``: can this deployment do work right now? Database, broker, a worker
+  on every queue, beat alive. Each check is ok or not; any failure makes ready a 503.
+- ``health_evaluate``: how well is it doing? Failure rate, tasks near their time limit,
+  queue backlogs, open dead letters, workers. Each check is healthy, degraded, critical
+  or unknown, and names the numbers behind its verdict; the worst one is the overall.
+
+The broker and the workers are asked live (with short timeouts, so a dead broker costs
+about a second, not minutes); the rest are aggregate queries on the database.
+"""
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+from kombu.exceptions import OperationalError as BrokerError
+
+from operations.models import HealthStatus
+from tasks_app.models import FINAL_STATUSES, DeadLetter, TaskRecord, TaskStatus
+from tasks_app.recovery import broker_queue_size
+from tasks_app.registry import all_task_types
+
+logger = logging.getLogger(__name__)
+
+BROKER_TIMEOUT = 1.0
+# Below this many finished tasks in the window one failure would swing the rate wildly.
+FAILURE_RATE_MIN_FINISHED = 5
+TIME_LIMIT_WARNING_FRACTION = 0.8
+# Worst last: "unknown" outranks degraded (we cannot vouch for the service), but a
+# problem we can see for certain (critical) is reported as such.
+SEVERITY = [
+    HealthStatus.HEALTHY,
+    HealthStatus.DEGRADED,
+    HealthStatus.UNKNOWN,
+    HealthStatus.CRITICAL,
+]
+
+
+# --- Facts from outside the database: the broker and the workers --------------------------
+
+
+def _broker_connection(*, timeout: float):
+    # Celery's broker_connection_timeout (4 s) wins over a connect_timeout argument, and
+    # Redis ignores both: its socket options bound a connect to an unreachable host, and a
+    # read from a broker that accepts connections but never answers (that one hangs forever).
+    return current_app.connection_for_read(
+        transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    )
+
+
+def broker_connection_error() -> str | None:
+    """None when the broker accepts a connection, else why it does not."""
+    try:
+        with _broker_connection(timeout=BROKER_TIMEOUT) as broker:
+            # One attempt, no waiting between: the default policy retries for minutes.
+            broker.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT
+            )
+    except (BrokerError, OSError) as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+def workers_by_queue(*, queues: list[str]) -> dict[str, list[str]] | None:
+    """The workers that answered a ping, per queue in ``queues``; None if they could not be asked.
+
+    ``active_queues`` is the ping: a worker that answers it is alive and says what it consumes.
+    """
+    timeout = settings.OPS_WORKER_PING_TIMEOUT
+    try:
+        # The socket waits longer than the ping, or it would cut off the replies.
+        with _broker_connection(timeout=timeout + BROKER_TIMEOUT) as broker:
+            inspect = current_app.control.inspect(timeout=timeout, connection=broker)
+            replies = inspect.active_queues() or {}  # None when nobody answered
+    except (BrokerError, OSError) as error:
+        logger.warning("workers not asked, broker unreachable: %s", error)
+        return None
+    answered: dict[str, list[str]] = {queue: [] for queue in queues}
+    for worker, worker_queues in replies.items():
+        for queue in worker_queues or []:
+            if queue.get("name") in answered:
+                answered[queue["name"]].append(worker)
+    return {queue: sorted(workers) for queue, workers in answered.items()}
+
+
+@dataclass(frozen=True)
+class BrokerFacts:
+    """What the broker told us; None where it could not be asked."""
+
+    error: str | None
+    workers: dict[str, list[str]] | None
+    queue_sizes: dict[str, int | None]
+
+
+def broker_facts_gather(*, queues: list[str]) -> BrokerFacts:
+    error = broker_connection_error()
+    if error is not None:
+        return BrokerFacts(error=error, workers=None, queue_sizes=dict.fromkeys(queues))
+    return BrokerFacts(
+        error=None,
+        workers=workers_by_queue(queues=queues),
+        queue_sizes={queue: broker_queue_size(queue) for queue in queues},
+    )
+
+
+# --- Readiness ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    name: str
+    ok: bool
+    detail: str
+    # Only the workers check: who answered, per queue (so operators see which queue lacks one).
+    workers: dict[str, list[str]] | None = None
+
+
+def readiness_checks(*, now: datetime | None = None) -> list[ReadinessCheck]:
+    """Database, broker, a worker on each of TASKS_QUEUES, and beat; each ok or not."""
+    now = now or timezone.now()
+    queues = list(settings.TASKS_QUEUES)
+    database = _database_check()
+    broker_error = broker_connection_error()
+    workers = None if broker_error else workers_by_queue(queues=queues)
+    return [
+        database,
+        ReadinessCheck("broker", broker_error is None, broker_error or "connected"),
+        _workers_ready_check(workers=workers),
+        _beat_check(now=now) if database.ok else _not_asked("beat", "database"),
+    ]
+
+
+def _database_check() -> ReadinessCheck:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as error:
+        return ReadinessCheck("database", False, str(error) or type(error).__name__)
+    return ReadinessCheck("database", True, "query answered")
+
+
+def _not_asked(name: str, because: str) -> ReadinessCheck:
+    return ReadinessCheck(name, False, f"not checked: the {because} is unavailable")
+
+
+def _workers_ready_check(*, workers: dict[str, list[str]] | None) -> ReadinessCheck:
+    if workers is None:
+        return _not_asked("workers", "broker")
+    missing = [queue for queue, names in workers.items() if not names]
+    answered = "; ".join(
+        f"{queue}: {', '.join(names) or 'none'}" for queue, names in workers.items()
+    )
+    if missing:
+        detail = f"no worker answered within {settings.OPS_WORKER_PING_TIMEOUT} s on: "
+        return ReadinessCheck("workers", False, detail + ", ".join(missing), workers)
+    return ReadinessCheck("workers", True, answered, workers)
+
+
+def beat_last_run_at() -> datetime | None:
+    """Beat's heartbeat: when it last sent an enabled periodic task (django-celery-beat)."""
+    return PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
+
+
+def _beat_check(*, now: datetime) -> ReadinessCheck:
+    last = beat_last_run_at()
+    limit = settings.OPS_BEAT_STALE_SECONDS
+    if last is None:
+        return ReadinessCheck("beat", False, "beat has not sent any periodic task yet")
+    age = (now - last).total_seconds()
+    detail = f"last periodic task sent {age:.0f} s ago (stale after {limit} s)"
+    return ReadinessCheck("beat", age <= limit, detail)
+
+
+# --- Evaluation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check: str
+    status: str
+    message: str
+    numbers: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    status: str
+    checks: list[CheckOutcome]
+    checked_at: datetime
+
+    @property
+    def reasons(self) -> list[CheckOutcome]:
+        """The checks behind a status other than healthy."""
+        return [check for check in self.checks if check.status != HealthStatus.HEALTHY]
+
+    def reasons_as_json(self) -> list[dict]:
+        return [asdict(reason) for reason in self.reasons]
+
+
+def health_evaluate(
+    *, now: datetime | None = None, facts: BrokerFacts | None = None
+) -> HealthReport:
+    """Every check, and the worst of them as the overall status. ``facts`` default to live ones."""
+    now = now or timezone.now()
+    if facts is None:
+        facts = broker_facts_gather(queues=list(settings.TASKS_QUEUES))
+    checks = [
+        _workers_check(facts=facts),
+        *_backlog_checks(facts=facts),
+        _failure_rate_check(now=now),
+        _time_limit_check(now=now),
+        _dead_letters_check(),
+    ]
+    status = max((check.status for check in checks), key=SEVERITY.index)
+    return HealthReport(status=status, checks=checks, checked_at=now)
+
+
+def _workers_check(*, facts: BrokerFacts) -> CheckOutcome:
+    if facts.workers is None:
+        reason = f"broker unreachable ({facts.error})" if facts.error else "the ping failed"
+        return CheckOutcome(
+            "workers", HealthStatus.UNKNOWN, f"workers could not be asked: {reason}"
+        )
+    per_queue = {queue: len(names) for queue, names in facts.workers.items()}
+    numbers = {
+        "workers": len({name for names in facts.workers.values() for name in names}),
+        "by_queue": per_queue,
+    }
+    missing = [queue for queue, count in per_queue.items() if not count]
+    if numbers["workers"] == 0:
+        message = f"no workers: none answered a ping on {', '.join(per_queue)}"
+        return CheckOutcome("workers", HealthStatus.CRITICAL, message, numbers)
+    if missing:
+        # Tasks of these queues wait forever: critical for the people who submit them.
+        message = f"no worker on queue {', '.join(missing)} ({numbers['workers']} on the others)"
+        return CheckOutcome("workers", HealthStatus.CRITICAL, message, numbers)
+    return CheckOutcome("workers", HealthStatus.HEALTHY, f"{numbers['workers']} workers", numbers)
+
+
+def _backlog_checks(*, facts: BrokerFacts) -> list[CheckOutcome]:
+    warning = settings.OPS_QUEUE_BACKLOG_WARNING
+    outcomes = []
+    for queue, size in facts.queue_sizes.items():
+        numbers = {"queue": queue, "waiting": size, "warning_above": warning}
+        if size is None:
+            status, message = HealthStatus.UNKNOWN, f"queue {queue}: size unknown"
+        elif size > warning:
+            status = HealthStatus.DEGRADED
+            message = f"queue {queue}: {size} messages waiting (warning above {warning})"
+        else:
+            status, message = HealthStatus.HEALTHY, f"queue {queue}: {size} messages waiting"
+        outcomes.append(CheckOutcome("queue_backlog", status, message, numbers))
+    return outcomes
+
+
+def _failure_rate_check(*, now: datetime) -> CheckOutcome:
+    window = settings.OPS_HEALTH_WINDOW_SECONDS
+    counts = TaskRecord.objects.filter(
+        status__in=FINAL_STATUSES, finished_at__gte=now - timedelta(seconds=window)
+    ).aggregate(
+        finished=Count("pk"),
+        failed=Count("pk", filter=Q(status=TaskStatus.FAILED)),
+        timed_out=Count("pk", filter=Q(status=TaskStatus.TIMED_OUT)),
+    )
+    bad, finished = counts["failed"] + counts["timed_out"], counts["finished"]
+    rate = bad / finished if finished else None
+    warning, critical = settings.OPS_FAILURE_RATE_WARNING, settings.OPS_FAILURE_RATE_CRITICAL
+    numbers = {
+        **counts,
+        "rate": round(rate, 4) if rate is not None else None,
+        "window_seconds": window,
+        "warning_above": warning,
+        "critical_above": critical,
+    }
+    summary = f"{bad} of {finished} tasks finished in the last {window} s failed or timed out"
+    if finished < FAILURE_RATE_MIN_FINISHED:
+        message = f"{summary}: too few to judge (fewer than {FAILURE_RATE_MIN_FINISHED})"
+        return CheckOutcome("failure_rate", HealthStatus.HEALTHY, message, numbers)
+    message = f"failure rate {rate:.1%}: {summary} (warning above {warning:.0%}, "
+    message += f"critical above {critical:.0%})"
+    if rate > critical:
+        return CheckOutcome("failure_rate", HealthStatus.CRITICAL, message, numbers)
+    if rate > warning:
+        return CheckOutcome("failure_rate", HealthStatus.DEGRADED, message, numbers)
+    return CheckOutcome("failure_rate", HealthStatus.HEALTHY, message, numbers)
+
+
+def _time_limits() -> dict[str, int]:
+    # The soft limit first: it is where a task is stopped and marked timed_out (execution.py).
+    limits = {spec.name: spec.soft_time_limit or spec.time_limit for spec in all_task_types()}
+    return {name: limit for name, limit in limits.items() if limit}
+
+
+def _time_limit_check(*, now: datetime) -> CheckOutcome:
+    limits = _time_limits()
+    near_limit = Q()
+    for name, limit in limits.items():
+        started_before = now - timedelta(seconds=TIME_LIMIT_WARNING_FRACTION * limit)
+        near_limit |= Q(task_type=name, started_at__lt=started_before)
+    rows = []
+    if limits:  # an empty Q() would match every running task
+        rows = (
+            TaskRecord.objects.running()
+            .filter(near_limit)
+            .values("task_type")
+            .annotate(count=Count("pk"))
+            .order_by("task_type")
+        )
+    by_type = {row["task_type"]: row["count"] for row in rows}
+    total = sum(by_type.values())
+    numbers = {
+        "running_near_limit": total,
+        "by_task_type": by_type,
+        "limit_seconds": {name: limits[name] for name in by_type},
+        "fraction": TIME_LIMIT_WARNING_FRACTION,
+    }
+    if not total:
+        return CheckOutcome("time_limits", HealthStatus.HEALTHY, "no task near its limit", numbers)
+    listed = ", ".join(f"{name}: {count}" for name, count in by_type.items())
+    message = (
+        f"{total} running tasks past {TIME_LIMIT_WARNING_FRACTION:.0%} of their time limit "
+        f"({listed})"
+    )
+    return CheckOutcome("time_limits", HealthStatus.DEGRADED, message, numbers)
+
+
+def _dead_letters_check() -> CheckOutcome:
+    open_count = DeadLetter.objects.filter(resolution=DeadLetter.Resolution.OPEN).count()
+    warning = settings.OPS_DEAD_LETTERS_WARNING
+    numbers = {"open": open_count, "warning_above": warning}
+    message = f"{open_count} open dead letters"
+    if open_count > warning:
+        message += f" (warning above {warning})"
+        return CheckOutcome("dead_letters", HealthStatus.DEGRADED, message, numbers)
+    return CheckOutcome("dead_letters", HealthStatus.HEALTHY, message, numbers)

@@ -1,0 +1,255 @@
+"""Aggregate reads of task records, for GET /api/v1/tasks/metrics and GET /metrics.
+
+Everything is counted in the database with a fixed number of queries, however many
+records there are: counts are ``GROUP BY`` queries, percentiles are PostgreSQL's
+``percentile_cont``. SQLite has no percentile function; there each percentile costs one
+``ORDER BY ... LIMIT 2 OFFSET k`` query per task type, which reads two rows, not all.
+
+Durations are ``finished_at - started_at`` of succeeded tasks. A claim sets
+``started_at`` again, so a retried task's duration is that of its last, successful attempt.
+"""
+
+import logging
+import math
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import NotSupportedError, connections
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from tasks_app.models import FINAL_STATUSES, TaskRecord, TaskStatus
+from tasks_app.recovery import broker_queue_size
+from tasks_app.selectors import task_list_for_user
+
+logger = logging.getLogger(__name__)
+
+PERCENTILES = {"p50": 0.5, "p95": 0.95}
+FAILURE_STATUSES = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+DURATION = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+
+
+class PercentileCont(Aggregate):
+    """``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``, PostgreSQL only.
+
+    The value below which ``fraction`` of the values lie, interpolated linearly between
+    the two nearest values. django.contrib.postgres has no such aggregate.
+    """
+
+    function = "percentile_cont"
+    name = "PercentileCont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression, *, fraction: float, **extra):
+        # Written into the SQL, not passed as a parameter: accept nothing but a number.
+        fraction = float(fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be between 0 and 1, not {fraction}")
+        super().__init__(expression, fraction=fraction, **extra)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        if connection.vendor != "postgresql":
+            raise NotSupportedError("percentile_cont needs PostgreSQL")
+        return super().as_sql(compiler, connection, **extra_context)
+
+
+def task_metrics_for_user(
+    *, user: AbstractBaseUser, window: timedelta, now=None
+) -> dict[str, object]:
+    """What the tasks ``user`` may see did in the last ``window`` (by ``created_at``).
+
+    Staff see everyone's tasks and the broker's queue depths; other users their own
+    tasks and ``queue_depths`` None. ``running`` counts running tasks of any age.
+    ``retries`` are attempts beyond the first that started (after a transient error or
+    a lost worker); ``retried_tasks`` the tasks that had any. Rates are shares of the
+    finished tasks (succeeded, failed, timed out, cancelled); ``failure_rate`` counts
+    failed and timed out ones. Both are None while nothing finished.
+    """
+    now = now or timezone.now()
+    since = now - window
+    # Aggregates need no owner join and no ordering; both would only slow them down.
+    visible = task_list_for_user(user=user).select_related(None).order_by()
+    # "Any status" changes no result, but lets the (status, created_at) index find the
+    # window, one range per status; on created_at alone PostgreSQL scans the table.
+    in_window = visible.filter(status__in=TaskStatus.values, created_at__gte=since)
+
+    by_status = dict.fromkeys(TaskStatus.values, 0)
+    task_types: dict[str, dict] = {}
+    retries = retried_tasks = 0
+    for row in _counts_by_type_and_status(in_window):
+        by_status[row["status"]] += row["count"]
+        retries += row["retries"]
+        retried_tasks += row["retried"]
+        counts = task_types.setdefault(row["task_type"], _empty_type_counts())
+        counts["count"] += row["count"]
+        if row["status"] in counts:  # per type, only final statuses have a column
+            counts[row["status"]] += row["count"]
+    durations = task_durations_by_type(records=in_window)
+    for task_type, counts in task_types.items():
+        counts["duration_seconds"] = durations.get(task_type, dict.fromkeys(("p50", "p95", "max")))
+
+    finished = sum(by_status[status] for status in FINAL_STATUSES)
+    failures = sum(by_status[status] for status in FAILURE_STATUSES)
+    return {
+        "window": {"seconds": int(window.total_seconds()), "since": since, "until": now},
+        "scope": "all" if user.is_staff else "own",
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "finished": finished,
+        "success_rate": _share(by_status[TaskStatus.SUCCEEDED], finished),
+        "failure_rate": _share(failures, finished),
+        "retries": retries,
+        "retried_tasks": retried_tasks,
+        "cancellations": by_status[TaskStatus.CANCELLED],
+        "running": visible.filter(status=TaskStatus.RUNNING).count(),
+        "queue_depths": queue_depths() if user.is_staff else None,
+        "task_types": dict(sorted(task_types.items())),
+    }
+
+
+def task_durations_by_type(*, records: QuerySet[TaskRecord]) -> dict[str, dict]:
+    """p50, p95 and max duration in seconds (rounded to ms) of the succeeded ``records``."""
+    timed = records.filter(
+        status=TaskStatus.SUCCEEDED, started_at__isnull=False, finished_at__isnull=False
+    ).annotate(duration=DURATION)
+    on_postgres = connections[timed.db].vendor == "postgresql"
+    aggregates = {"count": Count("id"), "max": Max("duration")}
+    if on_postgres:
+        for name, fraction in PERCENTILES.items():
+            aggregates[name] = PercentileCont("duration", fraction=fraction)
+
+    durations = {}
+    for row in timed.values("task_type").annotate(**aggregates).order_by():
+        if not on_postgres:
+            of_type = timed.filter(task_type=row["task_type"])
+            for name, fraction in PERCENTILES.items():
+                row[name] = _percentile_by_offset(of_type, count=row["count"], fraction=fraction)
+        durations[row["task_type"]] = {name: _seconds(row[name]) for name in (*PERCENTILES, "max")}
+    return durations
+
+
+def task_finished_counts() -> list[dict]:
+    """Finished records of all time (what retention left): task_type, status, count."""
+    return list(
+        TaskRecord.objects.finished()
+        .values("task_type", "status")
+        .annotate(count=Count("id"))
+        .order_by("task_type", "status")
+    )
+
+
+def task_duration_histogram(*, buckets: list[float]) -> list[dict]:
+    """Succeeded records of all time per task type: count, sum of durations in seconds,
+    and in ``le`` how many took at most each bucket's seconds. One query.
+    """
+    bucket_counts = {
+        f"le_{index}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
+        for index, bound in enumerate(buckets)
+    }
+    rows = (
+        TaskRecord.objects.filter(
+            status=TaskStatus.SUCCEEDED, started_at__isnull=False, finished_at__isnull=False
+        )
+        .annotate(duration=DURATION)
+        .values("task_type")
+        .annotate(count=Count("id"), total=Sum("duration"), **bucket_counts)
+        .order_by("task_type")
+    )
+    return [
+        {
+            "task_type": row["task_type"],
+            "count": row["count"],
+            "sum": row["total"].total_seconds(),
+            "le": {bound: row[f"le_{index}"] for index, bound in enumerate(buckets)},
+        }
+        for row in rows
+    ]
+
+
+def tasks_running_count() -> int:
+    return TaskRecord.objects.running().count()
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting in each of TASKS_QUEUES; None where the broker could not be asked."""
+    if not broker_is_reachable():
+        return dict.fromkeys(settings.TASKS_QUEUES)
+    return {queue: broker_queue_size(queue) for queue in settings.TASKS_QUEUES}
+
+
+def worker_count() -> int | None:
+    """Workers answering a ping within OPS_WORKER_PING_TIMEOUT; None if the broker is down.
+
+    A ping always waits the whole timeout: workers are not known in advance.
+    """
+    if not broker_is_reachable():
+        return None
+    try:
+        replies = current_app.control.inspect(timeout=settings.OPS_WORKER_PING_TIMEOUT).ping()
+    except BrokerError:
+        logger.warning("broker unreachable, workers not counted")
+        return None
+    return len(replies or {})
+
+
+def broker_is_reachable() -> bool:
+    """One connection attempt: kombu's own retries take seconds per call when it is down."""
+    try:
+        with current_app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=0)
+    except BrokerError:
+        logger.warning("broker unreachable")
+        return False
+    return True
+
+
+def _counts_by_type_and_status(records: QuerySet[TaskRecord]) -> QuerySet:
+    more_than_once = Q(attempts__gt=1)
+    return (
+        records.values("task_type", "status")
+        .annotate(
+            count=Count("id"),
+            retries=Sum(F("attempts") - 1, filter=more_than_once, default=0),
+            retried=Count("id", filter=more_than_once),
+        )
+        .order_by()
+    )
+
+
+def _empty_type_counts() -> dict[str, int]:
+    return {"count": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "cancelled": 0}
+
+
+def _percentile_by_offset(durations: QuerySet, *, count: int, fraction: float) -> timedelta | None:
+    """What percentile_cont computes, from the one or two values around the rank."""
+    rank = fraction * (count - 1)
+    below = math.floor(rank)
+    nearest = list(
+        durations.order_by("duration").values_list("duration", flat=True)[below : below + 2]
+    )
+    if not nearest:
+        return None  # records went away since they were counted
+    if len(nearest) == 1:
+        return nearest[0]
+    return nearest[0] + (nearest[1] - nearest[0]) * (rank - below)
+
+
+def _seconds(duration: timedelta | None) -> float | None:
+    return None if duration is None else round(duration.total_seconds(), 3)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

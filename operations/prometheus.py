@@ -1,0 +1,142 @@
+"""Prometheus metrics: task metrics read from the database at scrape time, and HTTP request
+metrics counted by a middleware.
+
+Task metrics (``TaskRecordCollector``) are never counted in a process. Web and worker
+processes come and go, and each would count only its own share; the records are the
+truth, so every scrape reads them, whichever gunicorn worker answers it:
+
+- ``jobservice_tasks_finished_total{task_type, status}`` (counter): finished records by
+  final status. Retention (OPS_TASK_RETENTION_DAYS) deletes old records, so this drops
+  when it runs, and Prometheus takes a drop for a counter reset: ``increase()`` and
+  ``rate()`` over a range that holds a retention run overstate it by about what is left.
+- ``jobservice_task_duration_seconds{task_type}`` (histogram): how long succeeded
+  records ran (their last attempt). Retention shrinks it in the same way.
+- ``jobservice_tasks_running`` (gauge): records running now.
+- ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES.
+- ``jobservice_workers`` (gauge): workers that answered a ping (OPS_WORKER_PING_TIMEOUT;
+  a scrape takes at least that long).
+  When the broker cannot be asked, the queue and worker samples are left out rather
+  than reported as 0; alert on ``absent(jobservice_workers)`` too.
+
+HTTP metrics (``HttpMetricsMiddleware``) are per process:
+``jobservice_http_requests_total{method, route, status}`` and
+``jobservice_http_request_duration_seconds{method, route}`` (until the response object
+is returned; a streamed body is not timed). ``route`` is the URL name, so its values are
+bounded. With several gunicorn workers, run them in prometheus_client's multiprocess
+mode, so that every scrape adds up all workers' counts: give each web instance an empty
+folder of its own, wiped at each start, in ``PROMETHEUS_MULTIPROC_DIR``::
+
+    rm -rf /run/jobservice/prometheus && mkdir -p /run/jobservice/prometheus
+    PROMETHEUS_MULTIPROC_DIR=/run/jobservice/prometheus gunicorn config.wsgi --workers 4
+
+The variable must be set before gunicorn starts: prometheus_client decides where values
+live when it is imported. Only counters and histograms are kept that way, so gunicorn
+needs no ``child_exit`` hook. Without the variable, the process's default registry is
+used (fine for one process; it adds Python's process and GC metrics).
+"""
+
+import os
+import time
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import floatToGoString
+
+from operations import metrics
+
+# Seconds; task types run from well under a second to the 960 s limit of documents.
+TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600]
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+HTTP_REQUESTS = Counter(
+    "jobservice_http_requests",
+    "HTTP requests answered, by method, URL name and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "jobservice_http_request_duration_seconds",
+    "Time from a request's arrival to its response, by method and URL name.",
+    ["method", "route"],
+)
+
+
+class TaskRecordCollector:
+    """Task, queue and worker metrics, read from the database and broker at each collect."""
+
+    def collect(self):
+        finished = CounterMetricFamily(
+            "jobservice_tasks_finished",
+            "Finished task records in the database by final status (retention lowers it).",
+            labels=["task_type", "status"],
+        )
+        for row in metrics.task_finished_counts():
+            finished.add_metric([row["task_type"], row["status"]], row["count"])
+        yield finished
+
+        durations = HistogramMetricFamily(
+            "jobservice_task_duration_seconds",
+            "How long succeeded task records ran, in seconds (their last attempt).",
+            labels=["task_type"],
+        )
+        for row in metrics.task_duration_histogram(buckets=TASK_DURATION_BUCKETS):
+            buckets = [(floatToGoString(bound), count) for bound, count in row["le"].items()]
+            buckets.append(("+Inf", row["count"]))
+            durations.add_metric([row["task_type"]], buckets, sum_value=row["sum"])
+        yield durations
+
+        yield GaugeMetricFamily(
+            "jobservice_tasks_running", "Task records running now.", metrics.tasks_running_count()
+        )
+
+        depths = GaugeMetricFamily(
+            "jobservice_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
+        )
+        for queue, depth in metrics.queue_depths().items():
+            if depth is not None:
+                depths.add_metric([queue], depth)
+        yield depths
+
+        workers = metrics.worker_count()
+        if workers is not None:
+            yield GaugeMetricFamily(
+                "jobservice_workers", "Celery workers that answered a ping.", workers
+            )
+
+
+def metrics_exposition(*, accept: str) -> tuple[bytes, str]:
+    """The body of a scrape and its content type, in the format ``accept`` asks for."""
+    # A registry per scrape: the collector's values are read now, not kept between scrapes.
+    registry = CollectorRegistry()
+    registry.register(TaskRecordCollector())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)  # every web process's HTTP metrics, summed
+    else:
+        registry.register(REGISTRY)  # this process's HTTP metrics, plus Python's own
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
+
+
+class HttpMetricsMiddleware:
+    """Counts and times each request, by method, URL name and status code."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        elapsed = time.perf_counter() - started
+        # Labels come from a fixed set, never from the raw path: ids would make a time
+        # series per task.
+        method = request.method if request.method in HTTP_METHODS else "other"
+        match = getattr(request, "resolver_match", None)
+        route = (match.view_name or match.route) if match else "unresolved"
+        HTTP_REQUESTS.labels(method=method, route=route, status=str(response.status_code)).inc()
+        HTTP_REQUEST_SECONDS.labels(method=method, route=route).observe(elapsed)
+        return response

@@ -1,0 +1,100 @@
+"""A schedule installed by ``install_schedules`` fires: a real beat sends it, a real worker runs it.
+
+Beat runs with the database scheduler against the test database and the configured
+broker (embedded or Redis); the session's worker runs what it sends.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from operations.models import MaintenanceRun
+from tests.integration.conftest import BASE_DIR, _test_database_url
+
+pytestmark = pytest.mark.integration
+
+FIRE_SECONDS = 20
+# Runs sent after the test ends are dropped by the worker instead of writing to the next
+# test's rows; the teardown waits this long once beat has stopped.
+TEST_EXPIRE_SECONDS = 3
+
+
+class BeatProcess:
+    """A `celery beat` child process with the database scheduler, its output in a log file."""
+
+    def __init__(self, *, folder: Path):
+        self.log_path = folder / "beat.log"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": _test_database_url(),
+        }
+        command = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
+        command += ["-s", str(folder / "beat-schedule"), "--max-interval", "1"]
+        command += ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_beat(transactional_db, celery_worker, tmp_path, request):
+    """Start beat with ``start_beat()``; stopped by its pid before the database is flushed."""
+    started: list[BeatProcess] = []
+
+    def start() -> BeatProcess:
+        started.append(BeatProcess(folder=tmp_path))
+        return started[-1]
+
+    yield start
+    for beat in started:
+        beat.stop()
+    if started:
+        time.sleep(TEST_EXPIRE_SECONDS)
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for beat in started:
+            print("---- beat log (tail) ----\n" + beat.log()[-4000:])
+        print("---- worker log (tail) ----\n" + celery_worker.log()[-4000:])
+
+
+def test_a_schedule_installed_by_the_command_is_sent_by_beat_and_run_by_a_worker(start_beat):
+    call_command("install_schedules")
+    # As an admin would in "Periodic tasks": reconcile every second instead of every minute.
+    reconcile = PeriodicTask.objects.get(name="tasks-reconcile")
+    reconcile.interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    reconcile.expire_seconds = TEST_EXPIRE_SECONDS
+    reconcile.save()
+
+    beat = start_beat()
+
+    deadline = time.monotonic() + FIRE_SECONDS
+    while not MaintenanceRun.objects.filter(job="stuck_tasks", outcome="done").exists():
+        assert time.monotonic() < deadline, f"no stuck_tasks run within {FIRE_SECONDS} s"
+        assert beat.process.poll() is None, "beat exited"
+        time.sleep(0.2)
+    assert "Sending due task tasks-reconcile (tasks_app.reconcile)" in beat.log()
+    run = MaintenanceRun.objects.filter(job="stuck_tasks", outcome="done").first()
+    assert set(run.counts) >= {"requeued", "failed", "never_sent", "lost", "overdue_retries"}
+    # Only the edited schedule is due this soon: the others keep their installed timing.
+    assert "Sending due task operations-" not in beat.log()

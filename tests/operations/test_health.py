@@ -1,0 +1,513 @@
+"""Health: liveness, readiness, the staff evaluation, and snapshots with their alerts.
+
+Only the worker inspection (a broadcast the workers answer) is replaced; the database,
+the broker connection and the queue sizes are the real ones of the test settings.
+"""
+
+import json
+import logging
+import socket
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from celery import current_app
+from celery.app.control import Inspect
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from rest_framework.test import APIClient
+
+from operations import alerts, health
+from operations.models import HealthSnapshot
+from operations.tasks import record_health_snapshot
+from tasks_app.models import DeadLetter, TaskStatus
+from tests.conftest import client_for
+from tests.factories import TaskRecordFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+LIVE, READY, TASK_HEALTH = "/api/v1/health/live", "/api/v1/health/ready", "/api/v1/tasks/health"
+
+
+@pytest.fixture(autouse=True)
+def _queues(settings):
+    settings.TASKS_QUEUES = ["default", "long"]
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """Set what ``inspect().active_queues()`` answers: {worker: [queue, ...]}, or None."""
+
+    def answer(replies: dict[str, list[str]] | None) -> None:
+        reply = None
+        if replies is not None:
+            reply = {name: [{"name": q} for q in queues] for name, queues in replies.items()}
+        monkeypatch.setattr(Inspect, "active_queues", lambda self: reply)
+
+    answer({"w1@host": ["default", "long"]})
+    return answer
+
+
+@pytest.fixture(params=["refusing", "silent"])
+def broker_down(request):
+    """The broker the health checks read from is down: it refuses connections, or it
+    accepts them (the kernel does, on a listening socket) and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = 1 if request.param == "refusing" else silent.getsockname()[1]
+        current_app.conf.broker_read_url = f"redis://127.0.0.1:{port}/0"
+        yield
+        current_app.conf.broker_read_url = None
+
+
+@pytest.fixture
+def beat_ran():
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
+
+    def ran(seconds_ago: float) -> None:
+        PeriodicTask.objects.update_or_create(
+            name="health-test",
+            defaults={
+                "task": "tasks_app.reconcile",
+                "interval": every_minute,
+                "last_run_at": timezone.now() - timedelta(seconds=seconds_ago),
+            },
+        )
+
+    return ran
+
+
+@pytest.fixture
+def staff_api(staff_user) -> APIClient:
+    return client_for(staff_user)
+
+
+def checks_by_name(body: dict) -> dict[str, dict]:
+    return {check["name"]: check for check in body["checks"]}
+
+
+def reasons_by_check(body: dict) -> dict[str, dict]:
+    return {reason["check"]: reason for reason in body["reasons"]}
+
+
+def finished(count: int, status: str, *, ago: timedelta = timedelta(minutes=1)) -> None:
+    TaskRecordFactory.create_batch(count, status=status, finished_at=timezone.now() - ago)
+
+
+# --- Live and ready -------------------------------------------------------------------------
+
+
+def test_live_answers_ok_without_credentials_and_ignores_a_bad_token():
+    client = APIClient()
+    assert client.get(LIVE).json() == {"status": "ok"}
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    response = client.get(LIVE + "/")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_ready_is_200_when_database_broker_workers_and_beat_answer(workers, beat_ran):
+    beat_ran(seconds_ago=30)
+
+    response = APIClient().get(READY)
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["status"] == "ok"
+    assert [check["name"] for check in body["checks"]] == ["database", "broker", "workers", "beat"]
+    assert all(check["ok"] for check in body["checks"])
+    assert checks_by_name(body)["workers"]["workers"] == {
+        "default": ["w1@host"],
+        "long": ["w1@host"],
+    }
+
+
+def test_ready_is_503_when_a_queue_has_no_worker(workers, beat_ran):
+    beat_ran(seconds_ago=30)
+    workers({"w1@host": ["default"], "other@host": ["elsewhere"]})
+
+    response = APIClient().get(READY)
+
+    assert response.status_code == 503
+    check = checks_by_name(response.json())["workers"]
+    assert check["ok"] is False
+    assert "no worker answered" in check["detail"] and check["detail"].endswith("long")
+    assert check["workers"] == {"default": ["w1@host"], "long": []}
+
+
+def test_ready_is_503_when_beat_is_stale_or_never_ran(workers, beat_ran, settings):
+    settings.OPS_BEAT_STALE_SECONDS = 180
+    assert checks_by_name(APIClient().get(READY).json())["beat"] == {
+        "name": "beat",
+        "ok": False,
+        "detail": "beat has not sent any periodic task yet",
+    }
+
+    beat_ran(seconds_ago=200)
+    response = APIClient().get(READY)
+
+    assert response.status_code == 503
+    beat = checks_by_name(response.json())["beat"]
+    assert beat["ok"] is False and "stale after 180 s" in beat["detail"]
+
+
+def test_ready_is_503_fast_when_the_broker_is_unreachable(workers, beat_ran, broker_down):
+    beat_ran(seconds_ago=30)
+
+    started = time.monotonic()
+    response = APIClient().get(READY)
+
+    assert time.monotonic() - started < 2.0  # load balancers probe with short timeouts
+    assert response.status_code == 503
+    checks = checks_by_name(response.json())
+    assert checks["database"]["ok"] and checks["beat"]["ok"]
+    assert checks["broker"]["ok"] is False and checks["broker"]["detail"]
+    assert checks["workers"] == {
+        "name": "workers",
+        "ok": False,
+        "detail": "not checked: the broker is unavailable",
+    }
+
+
+# --- Who may see tasks/health -------------------------------------------------------------
+
+
+def test_tasks_health_is_401_for_anonymous_and_403_for_non_staff(api):
+    assert APIClient().get(TASK_HEALTH).status_code == 401
+    assert api.get(TASK_HEALTH).status_code == 403
+
+
+# --- The evaluation, as staff see it --------------------------------------------------------
+
+
+def test_healthy_with_workers_and_nothing_wrong(staff_api, workers):
+    finished(9, TaskStatus.SUCCEEDED)
+    finished(1, TaskStatus.FAILED)
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert (body["status"], body["reasons"]) == ("healthy", [])
+    checks = {check["check"]: check for check in body["checks"]}
+    assert checks["failure_rate"]["numbers"]["rate"] == 0.1
+    assert checks["workers"]["numbers"] == {"workers": 1, "by_queue": {"default": 1, "long": 1}}
+    assert [c["numbers"]["queue"] for c in body["checks"] if c["check"] == "queue_backlog"] == [
+        "default",
+        "long",
+    ]
+
+
+def test_failure_rate_above_the_warning_is_degraded_and_names_its_numbers(staff_api, workers):
+    finished(8, TaskStatus.SUCCEEDED)
+    finished(1, TaskStatus.FAILED)
+    finished(1, TaskStatus.TIMED_OUT)
+    finished(1, TaskStatus.CANCELLED)  # finished, not failed: counts in the denominator
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "degraded"
+    reason = reasons_by_check(body)["failure_rate"]
+    assert reason["status"] == "degraded"
+    assert reason["numbers"] == {
+        "finished": 11,
+        "failed": 1,
+        "timed_out": 1,
+        "rate": 0.1818,
+        "window_seconds": 900,
+        "warning_above": 0.1,
+        "critical_above": 0.2,
+    }
+    assert reason["message"].startswith("failure rate 18.2%: 2 of 11 tasks finished")
+
+
+def test_failure_rate_above_critical_is_critical(staff_api, workers):
+    finished(7, TaskStatus.SUCCEEDED)
+    finished(3, TaskStatus.FAILED)
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "critical"
+    assert reasons_by_check(body)["failure_rate"]["numbers"]["rate"] == 0.3
+
+
+def test_too_few_finished_tasks_and_old_failures_are_not_judged(staff_api, workers):
+    finished(3, TaskStatus.FAILED)
+    finished(1, TaskStatus.SUCCEEDED)
+    finished(20, TaskStatus.FAILED, ago=timedelta(hours=1))  # before the 15-minute window
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "healthy"
+    check = next(c for c in body["checks"] if c["check"] == "failure_rate")
+    assert check["numbers"]["finished"] == 4
+    assert "too few to judge" in check["message"]
+
+
+def test_tasks_running_past_80_percent_of_their_time_limit_degrade(staff_api, workers):
+    now = timezone.now()
+    # diagnostics.sleep stops at its soft limit of 3700 s: 80% is 2960 s.
+    for seconds in (3000, 3500, 100):
+        TaskRecordFactory(status=TaskStatus.RUNNING, started_at=now - timedelta(seconds=seconds))
+    TaskRecordFactory(  # long finished: not running any more
+        status=TaskStatus.SUCCEEDED, started_at=now - timedelta(hours=5), finished_at=now
+    )
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "degraded"
+    reason = reasons_by_check(body)["time_limits"]
+    assert reason["numbers"] == {
+        "running_near_limit": 2,
+        "by_task_type": {"diagnostics.sleep": 2},
+        "limit_seconds": {"diagnostics.sleep": 3700},
+        "fraction": 0.8,
+    }
+    assert reason["message"] == (
+        "2 running tasks past 80% of their time limit (diagnostics.sleep: 2)"
+    )
+
+
+def test_queue_backlog_above_the_threshold_degrades(staff_api, workers, monkeypatch, settings):
+    settings.OPS_QUEUE_BACKLOG_WARNING = 100
+    sizes = {"default": 5, "long": 150}
+    monkeypatch.setattr(health, "broker_queue_size", lambda queue: sizes[queue])
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "degraded"
+    assert body["reasons"] == [
+        {
+            "check": "queue_backlog",
+            "status": "degraded",
+            "message": "queue long: 150 messages waiting (warning above 100)",
+            "numbers": {"queue": "long", "waiting": 150, "warning_above": 100},
+        }
+    ]
+
+
+def test_open_dead_letters_above_the_threshold_degrade(staff_api, workers, settings):
+    settings.OPS_DEAD_LETTERS_WARNING = 2
+    yesterday = timezone.now() - timedelta(days=1)
+    for resolution in ["open"] * 3 + ["requeued", "discarded"]:
+        # Failed a day ago: outside the failure-rate window, so only the dead letters count.
+        record = TaskRecordFactory(status=TaskStatus.FAILED, finished_at=yesterday)
+        DeadLetter.objects.create(
+            task=record,
+            owner=record.owner,
+            task_type=record.task_type,
+            final_status=TaskStatus.FAILED,
+            task_created_at=record.created_at,
+            resolution=resolution,
+        )
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "degraded"
+    assert reasons_by_check(body)["dead_letters"] == {
+        "check": "dead_letters",
+        "status": "degraded",
+        "message": "3 open dead letters (warning above 2)",
+        "numbers": {"open": 3, "warning_above": 2},
+    }
+
+
+def test_no_workers_is_critical(staff_api, workers):
+    workers(None)  # nobody answered the ping
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "critical"
+    assert reasons_by_check(body)["workers"] == {
+        "check": "workers",
+        "status": "critical",
+        "message": "no workers: none answered a ping on default, long",
+        "numbers": {"workers": 0, "by_queue": {"default": 0, "long": 0}},
+    }
+
+
+def test_a_queue_without_a_worker_is_critical(staff_api, workers):
+    workers({"w1@host": ["default"], "w2@host": ["default"]})
+
+    reason = reasons_by_check(staff_api.get(TASK_HEALTH).json())["workers"]
+
+    assert reason["status"] == "critical"
+    assert reason["message"] == "no worker on queue long (2 on the others)"
+
+
+def test_unreachable_broker_makes_health_unknown(staff_api, workers, broker_down):
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "unknown"
+    reasons = body["reasons"]
+    assert [(r["check"], r["status"]) for r in reasons] == [
+        ("workers", "unknown"),
+        ("queue_backlog", "unknown"),
+        ("queue_backlog", "unknown"),
+    ]
+    assert reasons[0]["message"].startswith("workers could not be asked: broker unreachable")
+
+
+def test_a_certain_critical_outranks_unknown(staff_api, workers, broker_down):
+    finished(5, TaskStatus.FAILED)
+
+    assert staff_api.get(TASK_HEALTH).json()["status"] == "critical"
+
+
+# --- Snapshots and alerts -------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_with_mail(db):
+    UserFactory(username="ops", is_staff=True, email="ops@example.com")
+    UserFactory(username="ops2", is_staff=True, email="ops2@example.com")
+    UserFactory(username="gone", is_staff=True, is_active=False, email="gone@example.com")
+    UserFactory(username="nomail", is_staff=True, email="")
+    UserFactory(username="customer", email="customer@example.com")
+
+
+def test_snapshot_records_status_and_reasons_and_prunes_past_retention(workers, settings):
+    settings.OPS_HEALTH_SNAPSHOT_RETENTION_DAYS = 7
+    now = timezone.now()
+    old = HealthSnapshot.objects.create(created_at=now - timedelta(days=8), status="healthy")
+    kept = HealthSnapshot.objects.create(created_at=now - timedelta(days=6), status="healthy")
+    workers({"w1@host": ["default"]})
+
+    snapshot = alerts.health_snapshot_record(now=now)
+
+    assert set(HealthSnapshot.objects.values_list("pk", flat=True)) == {kept.pk, snapshot.pk}
+    assert not HealthSnapshot.objects.filter(pk=old.pk).exists()
+    snapshot.refresh_from_db()
+    assert (snapshot.status, snapshot.created_at) == ("critical", now)
+    assert snapshot.reasons == [
+        {
+            "check": "workers",
+            "status": "critical",
+            "message": "no worker on queue long (1 on the others)",
+            "numbers": {"workers": 1, "by_queue": {"default": 1, "long": 0}},
+        }
+    ]
+
+
+def test_turning_critical_mails_active_staff_with_an_address_once(
+    workers, staff_with_mail, mailoutbox
+):
+    now = timezone.now()
+    alerts.health_snapshot_record(now=now)
+    assert mailoutbox == []  # healthy: nothing to say
+
+    workers(None)
+    first = alerts.health_snapshot_record(now=now + timedelta(minutes=1))
+    for minute in range(2, 5):  # the outage goes on: no more mail
+        alerts.health_snapshot_record(now=now + timedelta(minutes=minute))
+
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert sorted(mail.to) == ["ops2@example.com", "ops@example.com"]
+    assert "health is critical" in mail.subject
+    assert "no workers: none answered a ping on default, long" in mail.body
+    assert HealthSnapshot.objects.exclude(notified_at=None).get() == first
+
+
+def test_flapping_within_the_throttle_sends_one_message_and_after_it_another(
+    workers, staff_with_mail, mailoutbox, settings
+):
+    settings.OPS_ALERT_THROTTLE_SECONDS = 3600
+    now = timezone.now()
+    for minute, answer in enumerate([None, {"w@h": ["default", "long"]}, None]):
+        workers(answer)
+        alerts.health_snapshot_record(now=now + timedelta(minutes=minute))
+    assert len(mailoutbox) == 1
+
+    workers({"w@h": ["default", "long"]})
+    alerts.health_snapshot_record(now=now + timedelta(minutes=61))
+    workers(None)
+    alerts.health_snapshot_record(now=now + timedelta(minutes=62))
+
+    assert len(mailoutbox) == 2
+
+
+class WebhookReceiver(ThreadingHTTPServer):
+    """A local HTTP server that keeps the JSON bodies POSTed to it."""
+
+    daemon_threads = True
+
+    def __init__(self, *, status: int = 200):
+        super().__init__(("127.0.0.1", 0), _WebhookHandler)
+        self.status = status
+        self.bodies: list[dict] = []
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        self.server.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook(settings):
+    receivers = []
+
+    def start(*, status: int = 200) -> WebhookReceiver:
+        receiver = WebhookReceiver(status=status)
+        receiver.thread.start()
+        receivers.append(receiver)
+        settings.OPS_ALERT_WEBHOOK_URL = receiver.url
+        return receiver
+
+    yield start
+    for receiver in receivers:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def test_turning_critical_posts_the_reasons_to_the_webhook(workers, webhook, mailoutbox):
+    receiver = webhook()
+    workers(None)
+
+    snapshot = alerts.health_snapshot_record()
+
+    assert len(receiver.bodies) == 1
+    body = receiver.bodies[0]
+    assert body["status"] == "critical"
+    assert body["checked_at"] == snapshot.created_at.isoformat()
+    assert body["reasons"][0]["message"] == "no workers: none answered a ping on default, long"
+    assert "health is critical" in body["text"]
+    assert mailoutbox == []  # no staff with an address: the webhook alone
+
+
+def test_a_failing_webhook_is_logged_and_the_snapshot_kept(workers, webhook, caplog, settings):
+    webhook(status=500)
+    workers(None)
+    with caplog.at_level(logging.WARNING, logger="operations.alerts"):
+        alerts.health_snapshot_record()
+    assert "webhook answered 500" in caplog.text
+
+    settings.OPS_ALERT_WEBHOOK_URL = "http://127.0.0.1:1/hook"  # nothing listens
+    HealthSnapshot.objects.update(notified_at=None, status="healthy")
+    with caplog.at_level(logging.WARNING, logger="operations.alerts"):
+        snapshot = alerts.health_snapshot_record()
+    assert "webhook failed" in caplog.text
+    assert snapshot.notified_at is not None
+    assert HealthSnapshot.objects.count() == 2
+
+
+def test_beat_task_records_a_snapshot(workers):
+    # Beat's schedule names the task: the name is part of the interface.
+    assert (
+        current_app.tasks["operations.record_health_snapshot"].name == record_health_snapshot.name
+    )
+
+    assert record_health_snapshot() == "healthy"
+    assert HealthSnapshot.objects.get().status == "healthy"

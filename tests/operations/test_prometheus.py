@@ -1,0 +1,277 @@
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+from prometheus_client import REGISTRY
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.test import APIClient
+
+from operations import metrics
+from tests.conftest import client_for
+from tests.factories import TaskRecordFactory
+
+pytestmark = pytest.mark.django_db
+
+SCRAPE = "/metrics"
+SLEEP = "diagnostics.sleep"
+# What Prometheus itself sends.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.fixture(autouse=True)
+def broker_down(monkeypatch):
+    """No broker in these tests, unless a test says otherwise."""
+    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: False)
+
+
+@pytest.fixture
+def staff(staff_user) -> APIClient:
+    return client_for(staff_user)
+
+
+def finished_task(status="succeeded", *, ran: float = 1.0, task_type=SLEEP):
+    started_at = timezone.now() - timedelta(minutes=5)
+    return TaskRecordFactory(
+        task_type=task_type,
+        status=status,
+        started_at=started_at,
+        finished_at=started_at + timedelta(seconds=ran),
+    )
+
+
+def scrape(client: APIClient) -> dict:
+    response = client.get(SCRAPE)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = text_string_to_metric_families(response.content.decode())
+    return {family.name: family for family in families}
+
+
+def value(families: dict, family: str, sample: str, **labels) -> float | None:
+    for found in families[family].samples:
+        if found.name == sample and found.labels == labels:
+            return found.value
+    return None
+
+
+def finished_count(families: dict, **labels) -> float:
+    found = value(
+        families, "jobservice_tasks_finished", "jobservice_tasks_finished_total", **labels
+    )
+    return found or 0.0
+
+
+def test_scrape_parses_and_has_every_task_family(staff):
+    finished_task("failed")
+    TaskRecordFactory(status="running")
+
+    families = scrape(staff)
+
+    assert families["jobservice_tasks_finished"].type == "counter"
+    assert families["jobservice_task_duration_seconds"].type == "histogram"
+    assert value(families, "jobservice_tasks_running", "jobservice_tasks_running") == 1
+    assert finished_count(families, task_type=SLEEP, status="failed") == 1
+    # Running and queued records are no finished ones.
+    assert finished_count(families, task_type=SLEEP, status="running") == 0
+
+
+def test_finished_counter_moves_by_one_with_each_finished_task(staff):
+    finished_task("succeeded")
+    finished_task("succeeded")
+    before = scrape(staff)
+
+    finished_task("succeeded")
+    TaskRecordFactory(status="queued")
+    after = scrape(staff)
+
+    assert finished_count(before, task_type=SLEEP, status="succeeded") == 2
+    assert finished_count(after, task_type=SLEEP, status="succeeded") == 3
+    assert finished_count(after, task_type=SLEEP, status="failed") == 0
+
+
+def test_duration_histogram_counts_succeeded_tasks_into_buckets(staff):
+    for ran in (0.3, 2, 45):
+        finished_task("succeeded", ran=ran)
+    finished_task("failed", ran=0.01)  # not a success: not in the histogram
+
+    families = scrape(staff)
+
+    def bucket(le: str) -> float:
+        sample = "jobservice_task_duration_seconds_bucket"
+        return value(families, "jobservice_task_duration_seconds", sample, task_type=SLEEP, le=le)
+
+    assert [bucket(le) for le in ("0.1", "0.5", "1.0", "2.5", "30.0", "60.0", "+Inf")] == [
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+    ]
+    family = "jobservice_task_duration_seconds"
+    assert value(families, family, f"{family}_count", task_type=SLEEP) == 3
+    assert value(families, family, f"{family}_sum", task_type=SLEEP) == pytest.approx(47.3)
+
+
+def test_queue_depths_and_workers_come_from_the_broker(staff, monkeypatch):
+    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: True)
+    monkeypatch.setattr(metrics, "broker_queue_size", {"default": 4, "long": None}.get)
+    app = mock.Mock()
+    app.control.inspect.return_value.ping.return_value = {"a@h": {"ok": "pong"}, "b@h": {}}
+    monkeypatch.setattr(metrics, "current_app", app)
+
+    families = scrape(staff)
+
+    depths = {s.labels["queue"]: s.value for s in families["jobservice_queue_depth"].samples}
+    assert depths == {"default": 4}  # "long" unknown: left out, not reported as empty
+    assert value(families, "jobservice_workers", "jobservice_workers") == 2
+
+
+def test_no_worker_answering_is_zero_workers(staff, monkeypatch):
+    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: True)
+    monkeypatch.setattr(metrics, "broker_queue_size", lambda queue: 0)
+    app = mock.Mock()
+    app.control.inspect.return_value.ping.return_value = None
+    monkeypatch.setattr(metrics, "current_app", app)
+
+    assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 0
+
+
+def test_without_a_broker_queue_and_worker_samples_are_left_out(staff, monkeypatch):
+    app = mock.Mock()
+    app.control.inspect.return_value.ping.side_effect = BrokerError("connection refused")
+    monkeypatch.setattr(metrics, "current_app", app)
+
+    families = scrape(staff)
+
+    assert families["jobservice_queue_depth"].samples == []
+    assert "jobservice_workers" not in families
+    app.control.inspect.assert_not_called()  # the failed connection check was enough
+
+
+def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(staff):
+    finished_task("succeeded")
+
+    response = staff.get(SCRAPE, HTTP_ACCEPT=PROMETHEUS_ACCEPT)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    names = {family.name for family in openmetrics_families(response.content.decode())}
+    assert {"jobservice_tasks_finished", "jobservice_task_duration_seconds"} <= names
+
+
+# --- access -----------------------------------------------------------------------------
+
+
+def test_without_a_token_setting_only_staff_may_scrape(staff, api, staff_user):
+    assert staff.get(SCRAPE).status_code == 200
+
+    anonymous = APIClient().get(SCRAPE)
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {"detail": "Authentication credentials were not provided."}
+
+    forbidden = api.get(SCRAPE)  # alice is no staff
+    assert forbidden.status_code == 403
+    assert "detail" in forbidden.json()
+
+    session = APIClient()
+    session.force_login(staff_user)
+    assert session.get(SCRAPE).status_code == 200
+
+
+@pytest.fixture
+def token(settings) -> str:
+    settings.METRICS_BEARER_TOKEN = "s3cret-scrape-token"
+    return settings.METRICS_BEARER_TOKEN
+
+
+def test_with_a_token_setting_the_bearer_token_is_required(token, staff):
+    scraper = APIClient()
+
+    missing = scraper.get(SCRAPE)
+    assert missing.status_code == 401
+    assert missing["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert "detail" in missing.json()
+    assert scraper.get(SCRAPE, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert scraper.get(SCRAPE, HTTP_AUTHORIZATION=f"Bearer {token}x").status_code == 401
+    assert scraper.get(SCRAPE, HTTP_AUTHORIZATION="Bearer").status_code == 401
+    assert staff.get(SCRAPE).status_code == 401  # a staff user's token is not the scrape token
+
+    assert scraper.get(SCRAPE, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+
+
+def test_errors_are_json_whatever_the_scraper_accepts(token):
+    response = APIClient().get(SCRAPE, HTTP_ACCEPT=PROMETHEUS_ACCEPT)
+
+    assert response.status_code == 401  # not 406 for an Accept without JSON in it
+    assert response["Content-Type"] == "application/json"
+
+
+# --- HTTP request metrics ---------------------------------------------------------------
+
+
+def requests_counted(**labels) -> float:
+    return REGISTRY.get_sample_value("jobservice_http_requests_total", labels) or 0.0
+
+
+def test_middleware_counts_requests_by_url_name_never_by_path(api, staff):
+    ok = {"method": "GET", "route": "task-type-list", "status": "200"}
+    missing_task = {"method": "GET", "route": "task-detail", "status": "404"}
+    unresolved = {"method": "GET", "route": "unresolved", "status": "404"}
+    before = [requests_counted(**labels) for labels in (ok, missing_task, unresolved)]
+    timed_before = REGISTRY.get_sample_value(
+        "jobservice_http_request_duration_seconds_count",
+        {"method": "GET", "route": "task-type-list"},
+    )
+
+    api.get("/api/v1/task-types/")
+    api.get("/api/v1/tasks/00000000-0000-0000-0000-000000000000/")
+    api.get("/no/such/page/")
+
+    after = [requests_counted(**labels) for labels in (ok, missing_task, unresolved)]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+    timed_after = REGISTRY.get_sample_value(
+        "jobservice_http_request_duration_seconds_count",
+        {"method": "GET", "route": "task-type-list"},
+    )
+    assert timed_after - (timed_before or 0) == 1
+    # And the scrape shows them.
+    assert value(scrape(staff), "jobservice_http_requests", "jobservice_http_requests_total", **ok)
+
+
+def test_multiprocess_mode_adds_up_every_web_process(staff, tmp_path, monkeypatch):
+    # Two other processes count one request each, as two gunicorn workers would.
+    count_one_request = (
+        "from prometheus_client import Counter\n"
+        "Counter('jobservice_http_requests', 'HTTP requests.', ['method', 'route', 'status'])"
+        ".labels('GET', 'task-list', '200').inc()\n"
+    )
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-c", count_one_request],
+            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+            check=True,
+        )
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    families = scrape(staff)
+
+    labels = {"method": "GET", "route": "task-list", "status": "200"}
+    counted = value(
+        families, "jobservice_http_requests", "jobservice_http_requests_total", **labels
+    )
+    assert counted == 2
+    assert "jobservice_tasks_finished" in families  # task metrics still come from the database
+    assert "python_gc_objects_collected" not in families  # not this process's own registry

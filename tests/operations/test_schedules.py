@@ -1,0 +1,151 @@
+from io import StringIO
+
+import pytest
+from celery import schedules
+from django.core.management import call_command
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
+
+from config.celery import app as celery_app
+from operations.schedules import schedules_defined, schedules_install
+
+pytestmark = pytest.mark.django_db
+
+NAMES = {
+    "tasks-reconcile",
+    "operations-health-snapshot",
+    "operations-cleanup-results",
+    "operations-cleanup-orphan-files",
+    "tasks-prune-dead-letters",
+    "operations-prune-task-records",
+    "celery.backend_cleanup",
+}
+
+
+def schedule_of(name: str) -> PeriodicTask:
+    return PeriodicTask.objects.select_related("interval", "crontab").get(name=name)
+
+
+def test_install_creates_every_schedule_with_its_timing_and_expiry():
+    counts = schedules_install()
+
+    assert counts == {"created": len(NAMES), "kept": 0, "updated": 0}
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) == NAMES
+    reconcile = schedule_of("tasks-reconcile")
+    assert (reconcile.task, reconcile.interval.every, reconcile.interval.period) == (
+        "tasks_app.reconcile",
+        1,
+        "minutes",
+    )
+    assert reconcile.expire_seconds == 60 and reconcile.expires is None
+    assert "stuck_tasks" in reconcile.description
+    assert str(schedule_of("operations-cleanup-results").interval) == "every hour"
+    retention = schedule_of("operations-prune-task-records")
+    assert (retention.crontab.minute, retention.crontab.hour) == ("30", "3")
+    assert str(retention.crontab.timezone) == "UTC"
+    assert schedule_of("operations-health-snapshot").task == "operations.record_health_snapshot"
+    assert schedule_of("tasks-prune-dead-letters").crontab.hour == "3"
+
+
+def test_installing_twice_creates_nothing_the_second_time():
+    schedules_install()
+    rows = (
+        PeriodicTask.objects.count(),
+        IntervalSchedule.objects.count(),
+        CrontabSchedule.objects.count(),
+    )
+
+    counts = schedules_install()
+
+    assert counts == {"created": 0, "kept": len(NAMES), "updated": 0}
+    assert (
+        PeriodicTask.objects.count(),
+        IntervalSchedule.objects.count(),
+        CrontabSchedule.objects.count(),
+    ) == rows
+
+
+def test_admin_edits_are_kept_and_reset_restores_the_definition():
+    schedules_install()
+    # What an admin does: another interval, and a schedule switched off.
+    reconcile = schedule_of("tasks-reconcile")
+    reconcile.interval = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    reconcile.save()
+    PeriodicTask.objects.filter(name="operations-cleanup-results").update(enabled=False)
+
+    call_command("install_schedules", stdout=StringIO())
+
+    assert str(schedule_of("tasks-reconcile").interval) == "every 5 minutes"
+    assert not schedule_of("operations-cleanup-results").enabled
+
+    out = StringIO()
+    call_command("install_schedules", "--reset", stdout=out)
+
+    assert str(schedule_of("tasks-reconcile").interval) == "every minute"
+    assert schedule_of("operations-cleanup-results").enabled
+    assert "0 created, 2 reset, 5 kept as they were." in out.getvalue()
+
+
+def test_command_prints_what_it_created_and_each_schedule():
+    out = StringIO()
+
+    call_command("install_schedules", stdout=out)
+
+    text = out.getvalue()
+    assert f"{len(NAMES)} created, 0 reset, 0 kept" in text
+    assert "tasks-reconcile" in text and "every minute" in text and "tasks_app.reconcile" in text
+    assert "celery.backend_cleanup" in text and "(disabled)" in text
+
+
+def test_reconcile_interval_follows_its_setting(settings):
+    settings.TASKS_RECONCILE_SECONDS = 5
+
+    schedules_install()
+
+    reconcile = schedule_of("tasks-reconcile")
+    assert str(reconcile.interval) == "every 5 seconds"
+    assert reconcile.expire_seconds == 5
+
+
+# The scheduler closes "old" connections, which ends the transaction of a plain db test.
+@pytest.mark.django_db(transaction=True)
+def test_beat_starts_from_the_installed_rows_without_a_beat_schedule_setting():
+    schedules_install()
+
+    scheduler = DatabaseScheduler(app=celery_app)  # what `celery beat` builds at start
+
+    assert not celery_app.conf.beat_schedule
+    # Daily (crontab) entries are loaded only within two hours of their time, so check the
+    # interval ones. Celery's own backend cleanup: beat re-creates its row, but leaves it off.
+    assert set(scheduler.schedule) >= {
+        "tasks-reconcile",
+        "operations-health-snapshot",
+        "operations-cleanup-results",
+        "operations-cleanup-orphan-files",
+    }
+    assert "celery.backend_cleanup" not in scheduler.schedule
+    assert not schedule_of("celery.backend_cleanup").enabled
+    assert scheduler.schedule["tasks-reconcile"].options["expires"] == 60
+
+
+def test_beat_default_entry_does_not_switch_the_disabled_backend_cleanup_on():
+    schedules_install()
+
+    # Exactly what DatabaseScheduler.install_default_entries writes at every start.
+    ModelEntry.from_entry(
+        "celery.backend_cleanup",
+        app=celery_app,
+        task="celery.backend_cleanup",
+        schedule=schedules.crontab("0", "4", "*"),
+        options={"expire_seconds": 12 * 3600},
+    )
+
+    cleanup = schedule_of("celery.backend_cleanup")
+    assert not cleanup.enabled
+    assert (cleanup.crontab.minute, cleanup.crontab.hour) == ("0", "4")
+    assert CrontabSchedule.objects.filter(minute="0", hour="4").count() == 1
+
+
+@pytest.mark.parametrize("schedule", schedules_defined(), ids=lambda schedule: schedule.name)
+def test_every_scheduled_task_is_a_registered_celery_task(schedule):
+    assert schedule.task in celery_app.tasks
