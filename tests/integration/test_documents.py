@@ -37,7 +37,13 @@ def poll_document(api, document_id: str, *, timeout: float = 60.0) -> list[dict]
         response = api.get(f"{DOCUMENTS}{document_id}/")
         assert response.status_code == 200
         seen.append(response.json())
-        if seen[-1]["status"] in ("completed", "failed", "cancelled"):
+        # The document's status is stored just before its task records that it finished.
+        task_status = (seen[-1]["task"] or {}).get("status")
+        if seen[-1]["status"] in ("completed", "failed", "cancelled") and task_status not in (
+            "queued",
+            "running",
+            "retrying",
+        ):
             return seen
         time.sleep(0.05)
     raise AssertionError(f"document not finished; last seen: {seen[-1]}")
