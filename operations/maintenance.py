@@ -127,7 +127,13 @@ def task_records_prune(*, now: datetime | None = None) -> dict:
         .filter(finished_at__lt=cutoff)
         .exclude(dead_letter__resolution=DeadLetter.Resolution.OPEN)
     )
-    return _delete_in_batches(expired)
+    counts = _delete_in_batches(expired)
+    # The maintenance records themselves age out with the tasks they were about.
+    old_runs = MaintenanceRun.objects.filter(started_at__lt=cutoff).exclude(
+        outcome=MaintenanceRun.Outcome.RUNNING
+    )
+    counts["maintenance_runs_deleted"] = _delete_in_batches(old_runs)["deleted"]
+    return counts
 
 
 def orphan_files_cleanup(*, now: datetime | None = None) -> dict:

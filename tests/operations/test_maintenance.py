@@ -153,9 +153,26 @@ def test_prune_task_records_task_runs_the_job_through_the_runner():
 
     result = operations_tasks.prune_task_records()
 
-    assert result == {"outcome": "done", "deleted": 1, "batches": 1}
+    assert result == {
+        "outcome": "done",
+        "deleted": 1,
+        "batches": 1,
+        "maintenance_runs_deleted": 0,
+    }
     run = MaintenanceRun.objects.get(job="task_records_prune")
-    assert run.counts == {"deleted": 1, "batches": 1}
+    assert run.counts == {"deleted": 1, "batches": 1, "maintenance_runs_deleted": 0}
+
+
+def test_retention_also_deletes_old_maintenance_records(settings):
+    settings.OPS_TASK_RETENTION_DAYS = 90
+    old = MaintenanceRun.objects.create(job="x", started_at=ago(days=91), outcome="done")
+    recent = MaintenanceRun.objects.create(job="x", started_at=ago(days=89), outcome="done")
+
+    counts = maintenance.task_records_prune()
+
+    assert counts["maintenance_runs_deleted"] == 1
+    assert set(MaintenanceRun.objects.values_list("pk", flat=True)) == {recent.pk}
+    assert not MaintenanceRun.objects.filter(pk=old.pk).exists()
 
 
 # --- Celery results ----------------------------------------------------------------------
