@@ -204,6 +204,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # Schedules live in the database, editable in admin; operations/schedules.py defines them
 # and `manage.py install_schedules` installs them (bin/serve runs it).
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Celery's consumer, made to survive a Redis restart while it holds messages (config/worker.py).
+CELERY_WORKER_CONSUMER = "config.worker:Consumer"
 # Beat saves each periodic task's last run at once: readiness reads it as beat's heartbeat.
 CELERY_BEAT_SYNC_EVERY = 1
 

@@ -41,8 +41,12 @@ STORED_FILES_GRACE = timedelta(hours=1)
 DOCUMENTS_FOLDER = "documents"
 
 
-def maintenance_run(*, job: str, work: Callable[[], dict]) -> MaintenanceRun:
+def maintenance_run(
+    *, job: str, work: Callable[[], dict], lease: timedelta = LOCK_LEASE
+) -> MaintenanceRun:
     """Run ``work`` as ``job`` unless another run of ``job`` holds its lock; record the run.
+
+    A run killed with its worker keeps the lock until ``lease`` is over.
 
     Returns the MaintenanceRun: outcome "done" with the counts ``work`` returned, or
     "skipped" if the lock was held. If ``work`` raises, the run is recorded "failed" with
@@ -50,7 +54,7 @@ def maintenance_run(*, job: str, work: Callable[[], dict]) -> MaintenanceRun:
     """
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     started = timezone.now()
-    if not _lock_acquire(job=job, holder=holder, now=started):
+    if not _lock_acquire(job=job, holder=holder, now=started, lease=lease):
         logger.info("maintenance skipped job=%s: another run holds the lock", job)
         return MaintenanceRun.objects.create(
             job=job, started_at=started, finished_at=started, outcome=MaintenanceRun.Outcome.SKIPPED
@@ -74,12 +78,12 @@ def maintenance_run(*, job: str, work: Callable[[], dict]) -> MaintenanceRun:
     return run
 
 
-def _lock_acquire(*, job: str, holder: str, now: datetime) -> bool:
+def _lock_acquire(*, job: str, holder: str, now: datetime, lease: timedelta) -> bool:
     MaintenanceLock.objects.get_or_create(job=job)
     # One conditional UPDATE: of two runs starting at once, exactly one changes the row.
     free = Q(held_until__isnull=True) | Q(held_until__lt=now)
     taken = MaintenanceLock.objects.filter(free, job=job).update(
-        held_until=now + LOCK_LEASE, holder=holder
+        held_until=now + lease, holder=holder
     )
     return bool(taken)
 

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from kombu import pools
+from django.core.management import call_command
+from django.test import override_settings
+from kombu import Connection, pools
 from kombu.utils.collections import eqhash
 
 from config.celery import app as celery_app
@@ -44,6 +46,13 @@ FAST_TIMINGS = {
     "TASKS_REDISPATCH_AFTER_SECONDS": "3",
     "CELERY_VISIBILITY_TIMEOUT": "3600",
 }
+HEARTBEAT_TIMEOUT = float(FAST_TIMINGS["TASKS_HEARTBEAT_TIMEOUT_SECONDS"])
+RECONCILE_EVERY = float(FAST_TIMINGS["TASKS_RECONCILE_SECONDS"])
+REDISPATCH_AFTER = float(FAST_TIMINGS["TASKS_REDISPATCH_AFTER_SECONDS"])
+
+# How a Celery 5.7.0 worker dies when the Redis connection drops while it holds an
+# unacknowledged message and waits for more (see test_broker_outage.py).
+REDIS_RESTART_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -108,6 +117,14 @@ def sigkill(pid: int) -> None:
         pass
 
 
+def _is_celery(pid: int) -> bool:
+    # Guards against a pid that an unrelated process was given meanwhile.
+    try:
+        return b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
 class ServiceProcess:
     """A process the test started (worker, beat, redis), with its output in a log file."""
 
@@ -118,11 +135,14 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             command, cwd=BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        self._known_children: set[int] = set()
+        self._children_seen: set[int] = set()
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def has_exited(self) -> bool:
+        return self.process.poll() is not None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -132,17 +152,21 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if text in self.log():
                 return
-            if self.process.poll() is not None:
+            if self.has_exited():
                 break
             time.sleep(0.1)
         raise RuntimeError(f"{self.name}: no {text!r} in its log; tail:\n{self.log()[-4000:]}")
 
     def children(self) -> list[int]:
-        if self.process.poll() is not None:
+        if self.has_exited():
             return []
         children = child_pids(self.pid)
-        self._known_children.update(children)
+        self._children_seen.update(children)
         return children
+
+    def busy_children(self) -> list[int]:
+        """Pool children running a task body: they have a heartbeat thread besides their own."""
+        return [pid for pid in self.children() if thread_count(pid) > 1]
 
     def kill(self) -> None:
         """SIGKILL the process and its children at once, as a crash or the OOM killer would."""
@@ -158,26 +182,17 @@ class ServiceProcess:
 
     def stop(self) -> None:
         """Shut down gently (SIGTERM), then SIGKILL whatever is left, children included."""
-        if self.process.poll() is None:
+        if not self.has_exited():
             self.children()
             self.process.terminate()
             try:
                 self.process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.kill()
-        # Children orphaned by a kill of their parent; pids only ever seen as ours.
-        for pid in self._known_children:
-            if is_alive(pid) and _is_our_command(pid):
+        for pid in self._children_seen:  # orphans of a parent that was killed
+            if is_alive(pid) and _is_celery(pid):
                 sigkill(pid)
         self._log.close()
-
-
-def _is_our_command(pid: int) -> bool:
-    # Guards against a pid that was reused by an unrelated process meanwhile.
-    try:
-        return b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
 
 
 # --- The private broker ------------------------------------------------------------------
@@ -213,6 +228,7 @@ class RedisServer:
         wait_until(self._answers, timeout=START_SECONDS, what=f"redis on port {self.port}")
 
     def kill(self) -> None:
+        """SIGKILL the server: whatever it held is gone."""
         if self.process is not None:
             self.process.kill()
             self.process.stop()  # closes its log
@@ -234,12 +250,10 @@ class RedisServer:
 
 
 def _publish_to(url: str) -> None:
-    # The app caches its connection and producer pools, built for the URL of the day.
+    # The app caches the connection and producer pools it built for the URL it had then.
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
-    assert (
-        celery_app.connection_for_write().as_uri() == celery_app.connection_for_write(url).as_uri()
-    )
+    assert celery_app.connection_for_write().as_uri() == Connection(url).as_uri()
 
 
 @pytest.fixture
@@ -252,9 +266,9 @@ def broker(tmp_path, monkeypatch):
     monkeypatch.setitem(celery_app.conf, "broker_url", server.url)
     _publish_to(server.url)
     yield server
-    private = celery_app.connection_for_write()
+    private = eqhash(celery_app.connection_for_write())
     for group in (pools.producers, pools.connections):
-        pool = group.pop(eqhash(private), None)
+        pool = group.pop(private, None)
         if pool is not None:
             pool.force_close_all()
     monkeypatch.undo()
@@ -269,9 +283,10 @@ class Fleet:
     """Workers and beat started by a test against its private broker and the test database."""
 
     def __init__(self, *, broker: RedisServer, log_dir: Path):
-        self.broker = broker
         self.log_dir = log_dir
         self.processes: list[ServiceProcess] = []
+        self.workers: list[ServiceProcess] = []  # those not killed on purpose
+        self.replaced_after_crash = 0
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -280,27 +295,48 @@ class Fleet:
             **FAST_TIMINGS,
         }
 
-    def start_worker(self, name: str | None = None, *, concurrency: int = 2) -> ServiceProcess:
+    def start_worker(self, name: str | None = None) -> ServiceProcess:
         name = name or f"fault-{uuid.uuid4().hex[:6]}"
         command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
-        command += ["-Q", "default,long", "-c", str(concurrency), "-l", "INFO"]
-        command += ["-n", f"{name}@%h", "--without-mingle", "--without-gossip"]
+        command += ["-Q", "default,long", "-c", "2", "-l", "INFO", "-n", f"{name}@%h"]
+        command += ["--without-mingle", "--without-gossip"]
         worker = self._start(name, command)
         worker.wait_for_log(" ready.")
+        self.workers.append(worker)
         return worker
 
+    def kill_worker(self, worker: ServiceProcess) -> None:
+        """SIGKILL a worker's main process and its pool children together."""
+        self.workers.remove(worker)
+        worker.kill()
+
+    def replace_workers_lost_to_redis_restart(self) -> None:
+        """Start a new worker for each one that exited the known way, as a supervisor would.
+
+        Any other exit fails the test: only the known crash is tolerated.
+        """
+        for worker in [worker for worker in self.workers if worker.has_exited()]:
+            assert REDIS_RESTART_CRASH in worker.log(), (
+                f"worker {worker.name} exited unexpectedly; its log:\n{worker.log()[-4000:]}"
+            )
+            self.workers.remove(worker)
+            self.replaced_after_crash += 1
+            self.start_worker(f"{worker.name}-r")
+
     def start_beat(self) -> ServiceProcess:
+        """Install the service's schedules, reconciling every second, and start beat on them."""
+        # Beat's database scheduler runs the rows that bin/serve installs the same way.
+        with override_settings(TASKS_RECONCILE_SECONDS=RECONCILE_EVERY):
+            call_command("install_schedules", verbosity=0)
         command = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
-        command += ["-s", str(self.log_dir / "beat-schedule")]
+        command += ["-s", str(self.log_dir / "beat-schedule"), "--max-interval", "1"]
         beat = self._start("beat", command)
-        # The database scheduler has written CELERY_BEAT_SCHEDULE to its tables by now.
         beat.wait_for_log("Sending due task tasks-reconcile")
         return beat
 
     def _start(self, name: str, command: list[str]) -> ServiceProcess:
-        process = ServiceProcess(
-            name, command, env=self.env, log_path=self.log_dir / f"{name}-{len(self.processes)}.log"
-        )
+        log_path = self.log_dir / f"{len(self.processes)}-{name}.log"
+        process = ServiceProcess(name, command, env=self.env, log_path=log_path)
         self.processes.append(process)
         return process
 
@@ -310,7 +346,8 @@ class Fleet:
 
     def log_tails(self, chars: int = 5000) -> str:
         return "\n".join(
-            f"---- {process.name} (pid {process.pid}) log tail ----\n{process.log()[-chars:]}"
+            f"---- {process.name} (pid {process.pid}) {process.log_path}, tail ----\n"
+            + process.log()[-chars:]
             for process in self.processes
         )
 
