@@ -70,9 +70,13 @@ def _wrap(paragraph: str) -> list[str]:
 
 
 def make_encrypted_pdf(
-    path: Path, *, user_password: str = "secret", owner_password: str = "owner"
+    path: Path,
+    *,
+    user_password: str = "secret",
+    owner_password: str = "owner",
+    algorithm: str = "RC4-128",
 ) -> Path:
-    """A one-page PDF encrypted with RC4 (no extra crypto package needed to read it).
+    """A one-page PDF encrypted with ``algorithm`` (pypdf's names: "RC4-128", "AES-256"...).
 
     With ``user_password=""`` anyone can open it: only the owner password is set.
     """
@@ -83,7 +87,7 @@ def make_encrypted_pdf(
     pdf.text(15, 20, "Confidential words")
     pdf.output(plain)
     writer = PdfWriter(clone_from=PdfReader(plain))
-    writer.encrypt(user_password=user_password, owner_password=owner_password)
+    writer.encrypt(user_password=user_password, owner_password=owner_password, algorithm=algorithm)
     with open(path, "wb") as out:
         writer.write(out)
     return path

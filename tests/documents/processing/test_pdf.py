@@ -58,12 +58,19 @@ def test_open_pdf_gives_a_reader(tmp_path):
         assert len(reader.pages) == 2
 
 
-def test_pdf_with_only_an_owner_password_is_read(tmp_path):
-    path = samples.make_encrypted_pdf(tmp_path / "a.pdf", user_password="")
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-128", "AES-256"])
+def test_pdf_with_only_an_owner_password_is_read(tmp_path, algorithm):
+    path = samples.make_encrypted_pdf(tmp_path / "a.pdf", user_password="", algorithm=algorithm)
 
     [page] = extract_pages(path)
 
     assert page.text == "Confidential words"
+
+
+def test_aes_pdf_with_a_user_password_is_refused_as_password_protected(tmp_path):
+    path = samples.make_encrypted_pdf(tmp_path / "a.pdf", algorithm="AES-256")
+    with pytest.raises(DocumentError, match="^The PDF is password-protected"):
+        list(extract_pages(path))
 
 
 def test_pdf_with_a_user_password_is_refused(tmp_path):
