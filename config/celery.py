@@ -12,6 +12,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Every worker replaces a pool process that takes a task and never starts it.
+app.steps["worker"].add("tasks_app.pool_watchdog:PoolWatchdog")
 
 # Celery installs its own log handlers in workers and beat; LOG_FORMAT=json reaches them here.
 after_setup_logger.connect(celery_logger_use_json)

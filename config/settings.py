@@ -161,6 +161,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often an idle consumer lists the queue folder (kombu's default is 1 s): one
+        # listing of a local folder costs microseconds, and it bounds how long a task waits.
+        "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.1),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -217,6 +220,12 @@ TASKS_QUEUES = env.list("TASKS_QUEUES", default=["default", "long"])
 # timeout is taken for lost (its worker died) and delivered again, up to the attempts.
 TASKS_HEARTBEAT_SECONDS = env.float("TASKS_HEARTBEAT_SECONDS", default=10.0)
 TASKS_HEARTBEAT_TIMEOUT_SECONDS = env.float("TASKS_HEARTBEAT_TIMEOUT_SECONDS", default=60.0)
+# How often a running task's own watch looks at its record: a cancel stops a body that
+# never reports progress within about this long (watch.py).
+TASKS_CANCEL_CHECK_SECONDS = env.float("TASKS_CANCEL_CHECK_SECONDS", default=1.0)
+# A task handed to a pool process that has not started it after this long means the process
+# is wedged: the worker replaces the process and the task runs elsewhere (pool_watchdog.py).
+TASKS_START_TIMEOUT_SECONDS = env.float("TASKS_START_TIMEOUT_SECONDS", default=30.0)
 TASKS_WORKER_LOST_MAX_ATTEMPTS = env.int("TASKS_WORKER_LOST_MAX_ATTEMPTS", default=3)
 # How often beat repairs what crashes leave behind, and how long a queued task may wait
 # with no message in its queue before its message is sent again.

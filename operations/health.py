@@ -23,7 +23,7 @@ from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerError
 
 from operations.models import HealthStatus
-from tasks_app.models import FINAL_STATUSES, DeadLetter, TaskRecord, TaskStatus
+from tasks_app.models import FINAL_STATUSES, DeadLetter, PoolStall, TaskRecord, TaskStatus
 from tasks_app.recovery import broker_queue_size
 from tasks_app.registry import all_task_types
 
@@ -217,6 +217,7 @@ def health_evaluate(
         _failure_rate_check(now=now),
         _time_limit_check(now=now),
         _dead_letters_check(),
+        _pool_stalls_check(now=now),
     ]
     status = max((check.status for check in checks), key=SEVERITY.index)
     return HealthReport(status=status, checks=checks, checked_at=now)
@@ -340,3 +341,18 @@ def _dead_letters_check() -> CheckOutcome:
         message += f" (warning above {warning})"
         return CheckOutcome("dead_letters", HealthStatus.DEGRADED, message, numbers)
     return CheckOutcome("dead_letters", HealthStatus.HEALTHY, message, numbers)
+
+
+def _pool_stalls_check(*, now: datetime) -> CheckOutcome:
+    """Pool processes that took a task and never started it (replaced by the watchdog)."""
+    window = settings.OPS_HEALTH_WINDOW_SECONDS
+    recent = PoolStall.objects.filter(detected_at__gte=now - timedelta(seconds=window))
+    count = recent.count()
+    by_worker = dict(
+        recent.values("worker").annotate(count=Count("pk")).values_list("worker", "count")
+    )
+    numbers = {"stalls": count, "by_worker": by_worker, "window_seconds": window}
+    message = f"{count} wedged pool processes replaced in the last {window} s"
+    if count:
+        return CheckOutcome("pool_stalls", HealthStatus.DEGRADED, message, numbers)
+    return CheckOutcome("pool_stalls", HealthStatus.HEALTHY, message, numbers)

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 
 from tasks_app import dead_letters, services
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved, TaskNotCancellable
-from tasks_app.models import ApiKey, DeadLetter, TaskRecord
+from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskRecord
 
 
 @admin.register(TaskRecord)
@@ -186,3 +186,18 @@ class DeadLetterAdmin(admin.ModelAdmin):
                 f"{skipped} were skipped: already resolved, or restarted by their own app.",
                 messages.WARNING,
             )
+
+
+@admin.register(PoolStall)
+class PoolStallAdmin(admin.ModelAdmin):
+    """Read-only: written by the workers' watchdog, kept for the health view and for people."""
+
+    list_display = ["detected_at", "worker", "pid", "task_type", "task_id", "waited_seconds"]
+    list_filter = ["worker", "task_type"]
+    search_fields = ["task_id", "worker"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

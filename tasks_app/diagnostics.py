@@ -76,6 +76,29 @@ def _sleep_unless_cancelled(context: TaskContext, seconds: float) -> None:
             context.raise_if_cancelled()
 
 
+class BlockInput(serializers.Serializer):
+    seconds = serializers.FloatField(
+        min_value=0, max_value=3600, help_text="How long to block in one call."
+    )
+
+
+@register_task_type(
+    "diagnostics.block",
+    input_serializer=BlockInput,
+    queue="long",
+    soft_time_limit=3700,
+    time_limit=3720,
+)
+def diagnostics_block(context: TaskContext, *, seconds: float) -> dict:
+    """Block for `seconds` in one call, never reporting progress or checking for a cancel.
+
+    Stands for a body stuck in a long library call: a cancel still stops it, through the
+    task's watch.
+    """
+    time.sleep(seconds)
+    return {"blocked_seconds": seconds}
+
+
 @register_task_type(
     "diagnostics.fail", input_serializer=FailInput, soft_time_limit=620, time_limit=640
 )

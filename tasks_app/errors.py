@@ -5,6 +5,10 @@ class TaskError(Exception):
     """Base class of the errors a task service raises for a caller to handle."""
 
 
+class TaskCancelled(Exception):
+    """Raised inside a task body when its record was cancelled: the body must stop."""
+
+
 class TaskNotCancellable(TaskError):
     """The task already reached a final status, so there is nothing left to cancel."""
 

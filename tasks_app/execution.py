@@ -9,7 +9,6 @@ another worker meanwhile (this one was presumed dead), this one's writes change 
 """
 
 import logging
-import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -17,18 +16,17 @@ from typing import NoReturn
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
-from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 
 from tasks_app import services
+from tasks_app.errors import TaskCancelled
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.registry import TaskType
+from tasks_app.watch import watched
 
 logger = logging.getLogger(__name__)
 
-
-class TaskCancelled(Exception):
-    """Raised inside a task body when its record is no longer running (it was cancelled)."""
+__all__ = ["TaskCancelled", "TaskContext", "execute_task_record"]
 
 
 class TaskContext:
@@ -44,6 +42,7 @@ class TaskContext:
         self.owner_id = record.owner_id
         self.attempt = record.attempts
         self.completed = False
+        self.completed_result: dict | None = None
         self._last_progress_write = float("-inf")
 
     @contextmanager
@@ -62,6 +61,7 @@ class TaskContext:
             ):
                 raise TaskCancelled(self.task_id)
         self.completed = True
+        self.completed_result = result
 
     def report_progress(self, current: int, total: int | None = None, message: str = "") -> None:
         """Store progress; raises ``TaskCancelled`` if the task was cancelled meanwhile."""
@@ -95,13 +95,16 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
 
     context = TaskContext(record=record)
     try:
-        with _heartbeat(task_id=task_id, attempt=attempt):
+        with watched(task_id=task_id, attempt=attempt, soft_time_limit=task_type.soft_time_limit):
             result = task_type.body(context, **record.input)
     except TaskCancelled:
         logger.info("task stopped after cancel %s", log_context)
         _store_revoked(celery_task, task_id)
     except SoftTimeLimitExceeded:
-        # SIGUSR1 means either the soft time limit or a cancel (revoke with terminate).
+        # Raised by this attempt's own watch (watch.py): no other process signals it.
+        if context.completed:  # its success committed just before the limit struck
+            logger.info("task succeeded %s", log_context)
+            return context.completed_result
         if services.task_mark_timed_out(
             task_id=task_id,
             error_message=f"The task ran past its time limit of {task_type.soft_time_limit} s.",
@@ -141,34 +144,6 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         _store_revoked(celery_task, task_id)
     logger.info("task succeeded %s", log_context)
     return result
-
-
-@contextmanager
-def _heartbeat(*, task_id: str, attempt: int):
-    """Beat for the task in a thread while the body runs, so a dead worker shows."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(settings.TASKS_HEARTBEAT_SECONDS):
-                try:
-                    if not services.task_heartbeat(task_id=task_id, attempt=attempt):
-                        return  # finished, cancelled, or given to another worker
-                except DatabaseError:
-                    # A passing database outage must not silence the task for good;
-                    # the next beat reconnects.
-                    logger.warning("heartbeat not written id=%s", task_id, exc_info=True)
-                    connection.close()
-        finally:
-            connection.close()  # this thread's own database connection
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 def _skip_unclaimed(*, task_id: str, task_type: TaskType, celery_task: Task) -> NoReturn:

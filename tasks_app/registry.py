@@ -106,12 +106,13 @@ def register_task_type(
             return execute_task_record(task_type=spec, task_id=task_id, celery_task=celery_task)
 
         run.__name__ = run.__qualname__ = name.replace(".", "_")
-        # Time limits live on the Celery task, so the worker applies them to every
-        # delivery of it, including re-dispatches that carry no options of their own.
+        # The hard limit lives on the Celery task, so the pool applies it to every delivery,
+        # including re-dispatches that carry no options of their own. The soft limit is
+        # enforced by the attempt's own watch (watch.py), not by Celery: Celery's pool
+        # signals the process by pid, which may by then run another task.
         celery_task = shared_task(
             name=name,
             bind=True,
-            soft_time_limit=soft_time_limit,
             time_limit=time_limit,
             # Retries are scheduled by execute_task_record from the policy above.
             max_retries=retry.max_retries,

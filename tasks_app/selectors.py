@@ -5,7 +5,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from tasks_app.models import DeadLetter, TaskRecord
+from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
 
 
 def task_list_for_user(*, user: AbstractBaseUser) -> QuerySet[TaskRecord]:
@@ -36,3 +36,10 @@ def dead_letter_get(*, dead_letter_id) -> DeadLetter | None:
     except ValueError:
         return None
     return dead_letter_list().filter(pk=pk).first()
+
+
+def task_was_cancelled(*, task_id, attempt: int) -> bool:
+    """Whether the task was cancelled while ``attempt`` held it (not just finished or requeued)."""
+    return TaskRecord.objects.filter(
+        pk=task_id, status=TaskStatus.CANCELLED, attempts=attempt
+    ).exists()

@@ -23,7 +23,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app.errors import IdempotencyKeyReused, TaskNotCancellable
-from tasks_app.models import ApiKey, DeadLetter, TaskRecord, TaskStatus
+from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskRecord, TaskStatus
 from tasks_app.registry import TaskType, UnknownTaskType, get_task_type
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def task_cancel(*, record: TaskRecord) -> TaskRecord:
     """Cancel a task that has not finished. Cancelling a cancelled task changes nothing.
 
     A queued task will be refused by every worker (the claim needs ``queued``); a running
-    one is told to stop through ``revoke`` and sees the cancel at its next progress report.
+    one stops within ``TASKS_CANCEL_CHECK_SECONDS``, or at its next progress report.
     Raises ``TaskNotCancellable`` for a task that already succeeded, failed or timed out.
     """
     cancelled = _finish(
@@ -150,20 +150,11 @@ def task_cancel(*, record: TaskRecord) -> TaskRecord:
         raise TaskNotCancellable(status=record.status)
 
     logger.info("task cancelled id=%s type=%s", record.pk, record.task_type)
-    # SIGUSR1 raises SoftTimeLimitExceeded inside the running task, so its cleanup
-    # (finally blocks, temporary files) still runs; it then finds itself cancelled.
-    # Terminating a task that has not started is harmless: it is only marked revoked.
-    transaction.on_commit(partial(_revoke_quietly, task_id=str(record.pk)))
+    # No revoke(): the record is the cancel. A queued task is refused at its claim; a
+    # running one is stopped by its own watch (watch.py) or at its next progress report.
+    # revoke(terminate=True) signalled whichever pool process had the task by pid, which
+    # could already run the next task (issue 14).
     return record
-
-
-def _revoke_quietly(*, task_id: str) -> None:
-    # revoke() is only a hint: the database already says cancelled, which every worker
-    # checks before and during a run. A broker outage must not fail the cancel.
-    try:
-        current_app.control.revoke(task_id, terminate=True, signal="SIGUSR1")
-    except BrokerError:
-        logger.warning("revoke not sent, broker unreachable id=%s", task_id)
 
 
 def task_claim(*, task_id: str, worker: str) -> TaskRecord | None:
@@ -295,11 +286,6 @@ def _history_with(
     return [*record.error_history, entry]
 
 
-def task_mark_cancelled(*, task_id: str) -> bool:
-    """Record a cancel that the worker saw first (a revoke that reached it directly)."""
-    return _finish(task_id=task_id, to=TaskStatus.CANCELLED, cancel_requested_at=timezone.now())
-
-
 @transaction.atomic
 def _finish(*, task_id, to: str, only_if: Q | None = None, **fields) -> bool:
     """Move a record to a final status, keep a dead letter of a failure, tell its type.
@@ -353,3 +339,23 @@ def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
     )
     logger.info("api key created prefix=%s owner=%s", prefix, owner.pk)
     return api_key, raw_key
+
+
+def pool_stall_record(
+    *,
+    worker: str,
+    pid: int | None,
+    task_id: str,
+    task_type: str,
+    waited_seconds: float,
+    action: str,
+) -> PoolStall:
+    """Keep a trace of a wedged pool process that the worker's watchdog dealt with."""
+    return PoolStall.objects.create(
+        worker=worker,
+        pid=pid,
+        task_id=task_id,
+        task_type=task_type,
+        waited_seconds=round(waited_seconds, 1),
+        action=action,
+    )

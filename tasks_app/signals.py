@@ -1,11 +1,15 @@
 """Celery signal handlers: what only the worker's own events can trigger.
 
 - transitions that no task body can report, because the body is not running any more
-  (revoked, hard time limit, worker lost);
+  (hard time limit, worker lost);
 - worker start-up: reconciliation, and freezing start-up objects out of the GC's way.
 
 Each handler does one thing, is a few lines, and never raises (a raising signal
 handler would disturb the worker's own bookkeeping).
+
+Celery's ``task_revoked`` is deliberately not turned into a cancel: Celery also sends it for
+a task whose pool process was terminated (a shutdown, a pool restart), and only an owner's
+or staff's cancel (``services.task_cancel``) may end a task ``cancelled``.
 """
 
 import gc
@@ -13,7 +17,7 @@ import logging
 
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import task_failure, task_revoked, worker_process_init, worker_ready
+from celery.signals import task_failure, worker_process_init, worker_ready
 from django import db
 
 from tasks_app import recovery, services
@@ -28,17 +32,6 @@ def _is_ours(task_name: str | None) -> bool:
     except UnknownTaskType:
         return False
     return True
-
-
-@task_revoked.connect
-def record_revoked_task_cancelled(sender=None, request=None, **kwargs) -> None:
-    """queued/running/retrying → cancelled, when a revoke reached the worker first."""
-    if request is None or not _is_ours(getattr(sender, "name", None)):
-        return
-    try:
-        services.task_mark_cancelled(task_id=request.id)
-    except Exception:
-        logger.exception("could not record revoke id=%s", request.id)
 
 
 @task_failure.connect

@@ -38,13 +38,21 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A `celery worker` child process whose log the tests can read."""
 
-    def __init__(self, *, log_path: Path, concurrency: int = 2):
+    def __init__(
+        self,
+        *,
+        log_path: Path,
+        concurrency: int = 2,
+        queues: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.log_path = log_path
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": _test_database_url(),
+            **(extra_env or {}),
         }
         command = [
             sys.executable,
@@ -54,7 +62,7 @@ class WorkerProcess:
             "config",
             "worker",
             "--queues",
-            ",".join(settings.TASKS_QUEUES),
+            ",".join(queues or settings.TASKS_QUEUES),
             "--concurrency",
             str(concurrency),
             "--loglevel",
@@ -73,6 +81,20 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def pool_pids(self) -> set[int]:
+        """The living pool processes (children of the worker's main process)."""
+        pids = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
+                continue
+            if stat[1] == str(self.process.pid) and stat[0] not in ("Z", "X"):
+                pids.add(int(entry.name))
+        return pids
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + WORKER_READY_SECONDS
