@@ -262,6 +262,9 @@ DOCUMENTS_TMP_DIR = Path(env.str("DOCUMENTS_TMP_DIR", default=str(VAR_DIR / "tmp
 OPS_HEALTH_WINDOW_SECONDS = env.int("OPS_HEALTH_WINDOW_SECONDS", default=900)
 OPS_FAILURE_RATE_WARNING = env.float("OPS_FAILURE_RATE_WARNING", default=0.10)
 OPS_FAILURE_RATE_CRITICAL = env.float("OPS_FAILURE_RATE_CRITICAL", default=0.20)
+# The failure rate is judged only once this many tasks finished in the window: two failed
+# demo tasks must not make health critical for a quarter of an hour.
+OPS_FAILURE_RATE_MIN_SAMPLES = env.int("OPS_FAILURE_RATE_MIN_SAMPLES", default=20)
 OPS_QUEUE_BACKLOG_WARNING = env.int("OPS_QUEUE_BACKLOG_WARNING", default=1000)
 OPS_DEAD_LETTERS_WARNING = env.int("OPS_DEAD_LETTERS_WARNING", default=50)
 # Beat counts as alive while it sent a periodic task this recently.

@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT = 1.0
 # Below this many finished tasks in the window one failure would swing the rate wildly.
-FAILURE_RATE_MIN_FINISHED = 5
 TIME_LIMIT_WARNING_FRACTION = 0.8
 # Worst last: "unknown" outranks degraded (we cannot vouch for the service), but a
 # problem we can see for certain (critical) is reported as such.
@@ -273,16 +272,18 @@ def _failure_rate_check(*, now: datetime) -> CheckOutcome:
     bad, finished = counts["failed"] + counts["timed_out"], counts["finished"]
     rate = bad / finished if finished else None
     warning, critical = settings.OPS_FAILURE_RATE_WARNING, settings.OPS_FAILURE_RATE_CRITICAL
+    min_samples = settings.OPS_FAILURE_RATE_MIN_SAMPLES
     numbers = {
         **counts,
         "rate": round(rate, 4) if rate is not None else None,
         "window_seconds": window,
         "warning_above": warning,
         "critical_above": critical,
+        "min_samples": min_samples,
     }
     summary = f"{bad} of {finished} tasks finished in the last {window} s failed or timed out"
-    if finished < FAILURE_RATE_MIN_FINISHED:
-        message = f"{summary}: too few to judge (fewer than {FAILURE_RATE_MIN_FINISHED})"
+    if finished < min_samples:
+        message = f"{summary}: too few to judge (fewer than {min_samples})"
         return CheckOutcome("failure_rate", HealthStatus.HEALTHY, message, numbers)
     message = f"failure rate {rate:.1%}: {summary} (warning above {warning:.0%}, "
     message += f"critical above {critical:.0%})"

@@ -154,9 +154,9 @@ class DeadLetterBulkApi(APIView):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        operation = {
-            "requeue": dead_letters.dead_letter_requeue,
-            "discard": dead_letters.dead_letter_discard,
+        operation, done = {
+            "requeue": (dead_letters.dead_letter_requeue, "requeued"),
+            "discard": (dead_letters.dead_letter_discard, "discarded"),
         }[serializer.validated_data["action"]]
         outcomes = {}
         for dead_letter_id in serializer.validated_data["ids"]:
@@ -166,7 +166,7 @@ class DeadLetterBulkApi(APIView):
                 continue
             try:
                 operation(dead_letter=dead_letter, by=request.user)
-                outcomes[str(dead_letter_id)] = serializer.validated_data["action"] + "d"
+                outcomes[str(dead_letter_id)] = done
             except DeadLetterResolved as error:
                 outcomes[str(dead_letter_id)] = f"already {error.status}"
             except DeadLetterNotRequeueable as error:

@@ -199,10 +199,10 @@ def test_healthy_with_workers_and_nothing_wrong(staff_api, workers):
 
 
 def test_failure_rate_above_the_warning_is_degraded_and_names_its_numbers(staff_api, workers):
-    finished(8, TaskStatus.SUCCEEDED)
-    finished(1, TaskStatus.FAILED)
-    finished(1, TaskStatus.TIMED_OUT)
-    finished(1, TaskStatus.CANCELLED)  # finished, not failed: counts in the denominator
+    finished(16, TaskStatus.SUCCEEDED)
+    finished(2, TaskStatus.FAILED)
+    finished(2, TaskStatus.TIMED_OUT)
+    finished(2, TaskStatus.CANCELLED)  # finished, not failed: counts in the denominator
 
     body = staff_api.get(TASK_HEALTH).json()
 
@@ -210,20 +210,21 @@ def test_failure_rate_above_the_warning_is_degraded_and_names_its_numbers(staff_
     reason = reasons_by_check(body)["failure_rate"]
     assert reason["status"] == "degraded"
     assert reason["numbers"] == {
-        "finished": 11,
-        "failed": 1,
-        "timed_out": 1,
+        "finished": 22,
+        "failed": 2,
+        "timed_out": 2,
         "rate": 0.1818,
         "window_seconds": 900,
         "warning_above": 0.1,
         "critical_above": 0.2,
+        "min_samples": 20,
     }
-    assert reason["message"].startswith("failure rate 18.2%: 2 of 11 tasks finished")
+    assert reason["message"].startswith("failure rate 18.2%: 4 of 22 tasks finished")
 
 
 def test_failure_rate_above_critical_is_critical(staff_api, workers):
-    finished(7, TaskStatus.SUCCEEDED)
-    finished(3, TaskStatus.FAILED)
+    finished(14, TaskStatus.SUCCEEDED)
+    finished(6, TaskStatus.FAILED)
 
     body = staff_api.get(TASK_HEALTH).json()
 
@@ -242,6 +243,16 @@ def test_too_few_finished_tasks_and_old_failures_are_not_judged(staff_api, worke
     check = next(c for c in body["checks"] if c["check"] == "failure_rate")
     assert check["numbers"]["finished"] == 4
     assert "too few to judge" in check["message"]
+
+
+def test_the_readme_demo_of_two_failures_does_not_make_health_critical(staff_api, workers):
+    finished(2, TaskStatus.FAILED)
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    check = next(c for c in body["checks"] if c["check"] == "failure_rate")
+    assert (body["status"], check["status"]) == ("healthy", "healthy")
+    assert check["message"].endswith("too few to judge (fewer than 20)")
 
 
 def test_tasks_running_past_80_percent_of_their_time_limit_degrade(staff_api, workers):
@@ -349,7 +360,7 @@ def test_unreachable_broker_makes_health_unknown(staff_api, workers, broker_down
 
 
 def test_a_certain_critical_outranks_unknown(staff_api, workers, broker_down):
-    finished(5, TaskStatus.FAILED)
+    finished(20, TaskStatus.FAILED)
 
     assert staff_api.get(TASK_HEALTH).json()["status"] == "critical"
 

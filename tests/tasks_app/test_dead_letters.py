@@ -155,6 +155,18 @@ def test_bulk_requeue_reports_each_id(staff_user, user):
     )
 
 
+def test_bulk_discard_answers_discarded(staff_user, user):
+    dead = fail_for_good(TaskRecordFactory(owner=user))
+
+    response = client_for(staff_user).post(
+        f"{DEAD_LETTERS}bulk/", {"action": "discard", "ids": [str(dead.pk)]}, format="json"
+    )
+
+    assert response.json()["results"] == {str(dead.pk): "discarded"}
+    dead.refresh_from_db()
+    assert dead.resolution == "discarded"
+
+
 def test_internal_task_types_are_not_requeued_from_here(staff_user, user):
     record = TaskRecordFactory(owner=user, task_type="documents.process", input={})
     dead = fail_for_good(record)
