@@ -153,13 +153,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # The filesystem transport needs its folders to exist; messages in and out share one
     # folder so that this process and the worker see the same queue.
     _broker_dir = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-    for _folder in ("queue", "processed", "control"):
+    for _folder in ("queue", "processed", "control", "bad"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    # kombu's transport, with atomic publishing and undecodable messages set aside
+    # (config/broker.py).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+        "bad_folder": str(_broker_dir / "bad"),
         "store_processed": False,
         # How often an idle consumer lists the queue folder (kombu's default is 1 s): one
         # listing of a local folder costs microseconds, and it bounds how long a task waits.
