@@ -6,8 +6,7 @@ file between its open and its write, read nothing, and its JSONDecodeError ends 
 worker ("Unrecoverable error"). Here a message is written under a name no consumer looks
 at and renamed into place once complete (a rename is atomic within a folder), and a message
 that still cannot be decoded is moved to ``bad_folder`` with a log line instead of ending
-the worker. Selected by ``CELERY_BROKER_TRANSPORT`` in settings when the broker URL is
-``filesystem://``.
+the worker. config/celery.py makes every ``filesystem://`` URL use it.
 """
 
 import json

@@ -4,10 +4,15 @@ import os
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
+from kombu.transport import TRANSPORT_ALIASES
 
 from operations.logging import celery_logger_use_json
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# filesystem:// URLs get kombu's filesystem transport made safe to read while written
+# (config/broker.py), in every process and whatever URL a command line passes.
+TRANSPORT_ALIASES["filesystem"] = "config.broker:Transport"
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -155,9 +155,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
     for _folder in ("queue", "processed", "control", "bad"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
-    # kombu's transport, with atomic publishing and undecodable messages set aside
-    # (config/broker.py).
-    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

@@ -34,6 +34,13 @@ def connection(folders):
         yield conn
 
 
+def test_filesystem_urls_use_this_transport():
+    from config.broker import Transport
+
+    assert Connection("filesystem://localhost/").transport_cls == "filesystem"
+    assert isinstance(Connection("filesystem://localhost/").transport, Transport)
+
+
 def test_a_published_message_appears_only_complete(connection, folders):
     name = f"jobs{uuid.uuid4().hex[:8]}"
     queue = connection.SimpleQueue(name)
