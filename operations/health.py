@@ -348,10 +348,10 @@ def _pool_stalls_check(*, now: datetime) -> CheckOutcome:
     """Pool processes that took a task and never started it (replaced by the watchdog)."""
     window = settings.OPS_HEALTH_WINDOW_SECONDS
     recent = PoolStall.objects.filter(detected_at__gte=now - timedelta(seconds=window))
-    count = recent.count()
     by_worker = dict(
         recent.values("worker").annotate(count=Count("pk")).values_list("worker", "count")
     )
+    count = sum(by_worker.values())
     numbers = {"stalls": count, "by_worker": by_worker, "window_seconds": window}
     message = f"{count} wedged pool processes replaced in the last {window} s"
     if count:

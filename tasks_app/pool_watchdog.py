@@ -43,8 +43,8 @@ class PoolWatchdog(bootsteps.StartStopStep):
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
         self.timeout = settings.TASKS_START_TIMEOUT_SECONDS
-        # id(job) -> (job, monotonic time it was first seen handed over and not started,
-        # whether its process was already replaced)
+        # id(job) -> (job, since when it waits with a process free to start it, whether its
+        # process was already replaced). The job is kept so that its id is not reused.
         self._waiting: dict[int, tuple[object, float, bool]] = {}
         self._timer_entry = None
 

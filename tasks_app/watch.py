@@ -77,7 +77,10 @@ def watched(*, task_id: str, attempt: int, soft_time_limit: int | None):
         _armed = token
     watch = _Watch(
         token=token,
-        soft_deadline=(time.monotonic() + soft_time_limit) if soft_time_limit else None,
+        # A limit that cannot interrupt the body is not watched at all.
+        soft_deadline=(
+            time.monotonic() + soft_time_limit if soft_time_limit and interruptible else None
+        ),
         interruptible=interruptible,
     )
     watch.start()
@@ -112,16 +115,12 @@ class _Watch(threading.Thread):
             while True:
                 now = time.monotonic()
                 wake_at = min(now + check_every, next_beat)
-                if self.interruptible and self.soft_deadline is not None:
+                if self.soft_deadline is not None:
                     wake_at = min(wake_at, self.soft_deadline)
                 if self._stopped.wait(max(0.0, wake_at - now)):
                     return
                 now = time.monotonic()
-                if (
-                    self.interruptible
-                    and self.soft_deadline is not None
-                    and now >= self.soft_deadline
-                ):
+                if self.soft_deadline is not None and now >= self.soft_deadline:
                     self._interrupt(SoftTimeLimitExceeded())
                     return
                 try:

@@ -20,6 +20,7 @@ from django.db import connection
 
 from tests.conftest import client_for
 from tests.factories import UserFactory
+from tests.integration.processes import child_pids
 
 BASE_DIR = Path(settings.BASE_DIR)
 WORKER_READY_SECONDS = 60
@@ -84,17 +85,7 @@ class WorkerProcess:
 
     def pool_pids(self) -> set[int]:
         """The living pool processes (children of the worker's main process)."""
-        pids = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text().rpartition(")")[2].split()
-            except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
-                continue
-            if stat[1] == str(self.process.pid) and stat[0] not in ("Z", "X"):
-                pids.add(int(entry.name))
-        return pids
+        return set(child_pids(self.process.pid))
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + WORKER_READY_SECONDS

@@ -31,6 +31,7 @@ from config.celery import app as celery_app
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.integration.conftest import _test_database_url
+from tests.integration.processes import child_pids, is_alive
 
 BASE_DIR = Path(settings.BASE_DIR)
 START_SECONDS = 60
@@ -76,31 +77,7 @@ def wait_until(condition: Callable[[], object], *, timeout: float, what: str, ev
         time.sleep(every)
 
 
-# --- Processes, seen through /proc -------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name: state, ppid, ..."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def is_alive(pid: int) -> bool:
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def child_pids(pid: int) -> list[int]:
-    """Living processes whose parent is ``pid``."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and fields[1] == str(pid) and fields[0] not in ("Z", "X"):
-                children.append(int(entry.name))
-    return sorted(children)
+# --- Processes -----------------------------------------------------------------------------
 
 
 def thread_count(pid: int) -> int:
