@@ -59,8 +59,10 @@ def test_an_undecodable_message_is_set_aside_and_the_next_one_delivered(
 ):
     name = f"jobs{uuid.uuid4().hex[:8]}"  # kombu remembers declared queues per process
     queue = connection.SimpleQueue(name)
-    # Sorted first: its time stamp is older than any message published now.
-    torn = folders["queue"] / f"1_00000000-0000-0000-0000-000000000000.{name}.msg"
+    # kombu reads files in *string* order of their names, which start with
+    # monotonic milliseconds: "0_" sorts before every real name, while "1_"
+    # sorts after "117470_" (it did on a machine up for under 20 minutes).
+    torn = folders["queue"] / f"0_00000000-0000-0000-0000-000000000000.{name}.msg"
     torn.write_bytes(content)
     queue.put({"task": "after"})
 
