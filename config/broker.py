@@ -29,7 +29,10 @@ logger = logging.getLogger(__name__)
 
 class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
-        final_name = f"{int(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        # Consumers take names in string order. kombu stamps monotonic milliseconds, whose
+        # width grows with uptime ("9999_" sorts after "10000_") and which restart at boot;
+        # wall-clock milliseconds keep 13 digits until the year 2286, so order is FIFO.
+        final_name = f"{time.time_ns() // 1_000_000}_{uuid.uuid4()}.{queue}.msg"
         # A leading dot: consumers only take names of the form <stamp>.<queue>.msg.
         partial = Path(self.data_folder_out) / f".{final_name}.partial"
         try:
