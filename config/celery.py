@@ -6,7 +6,7 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu.transport import TRANSPORT_ALIASES
 
-from operations.logging import celery_logger_use_json
+from operations.logging import celery_logger_use_our_format
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,6 +20,6 @@ app.autodiscover_tasks()
 # Every worker replaces a pool process that takes a task and never starts it.
 app.steps["worker"].add("tasks_app.pool_watchdog:PoolWatchdog")
 
-# Celery installs its own log handlers in workers and beat; LOG_FORMAT=json reaches them here.
-after_setup_logger.connect(celery_logger_use_json)
-after_setup_task_logger.connect(celery_logger_use_json)
+# Celery installs its own log handlers in workers and beat; LOG_FORMAT reaches them here.
+after_setup_logger.connect(celery_logger_use_our_format)
+after_setup_task_logger.connect(celery_logger_use_our_format)
