@@ -43,7 +43,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -120,7 +119,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The first class decides the WWW-Authenticate header, and so that DRF answers 401.
-        "rest_framework.authentication.TokenAuthentication",
+        # Authorization: Token, checked against stored digests (DRF's authtoken kept keys in clear).
+        "tasks_app.authentication.TokenAuthentication",
         "tasks_app.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],

@@ -219,6 +219,32 @@ class ApiKey(models.Model):
         return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+class UserToken(models.Model):
+    """A token for the ``Authorization: Token <key>`` header. Only its SHA-256 digest is stored.
+
+    Like an ``ApiKey``, the raw token is shown once when it is issued (``tokens.py``) and
+    a stolen database holds nothing that authenticates. A user may hold several tokens;
+    deleting one revokes it.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tokens"
+    )
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "token"
+
+    def __str__(self) -> str:
+        return f"Token of {self.user} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @staticmethod
+    def digest(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
 class DeadLetter(models.Model):
     """A task that will not succeed on its own: its retries ran out, or it failed for good.
 

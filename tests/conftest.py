@@ -2,9 +2,9 @@ import os
 import shutil
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tasks_app.tokens import user_token_issue
 from tests.factories import UserFactory
 
 
@@ -16,8 +16,8 @@ def pytest_unconfigure(config):
 def client_for(user) -> APIClient:
     """An API client that authenticates the way users do: with the user's token."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, raw_key = user_token_issue(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
     return client
 
 
