@@ -1,10 +1,12 @@
 import uuid
 
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
-from tasks_app import dead_letters, services
+from tasks_app import dead_letters, services, tokens
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved, TaskNotCancellable
-from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskRecord
+from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskRecord, UserToken
 
 
 @admin.register(TaskRecord)
@@ -114,25 +116,79 @@ class TaskRecordAdmin(admin.ModelAdmin):
             )
 
 
-@admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
-    search_fields = ["name", "prefix", "owner__username"]
-    fields = ["owner", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
+class ShownOnceAdminMixin:
+    """Adding a credential whose secret is shown once, in the response to the add form.
+
+    Django's admin would redirect and carry a message to the next page; messages travel
+    in a cookie (or the session), which would keep the secret stored on the client. Here
+    it exists only in this one response (the admin sends it with ``Cache-Control:
+    no-store``), and the database keeps a digest.
+    """
+
+    shown_once_template = "admin/tasks_app/shown_once.html"
+    # How a client sends the secret, e.g. "X-API-Key: {secret}".
+    usage: str
+
+    def issue(self, obj) -> str:
+        """Create the credential described by the unsaved ``obj``; return its raw secret."""
+        raise NotImplementedError
 
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
+        # Kept on this instance only, which response_add receives next.
+        obj.secret_shown_once = self.issue(obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        opts = self.opts
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": opts,
+            "title": f"{opts.verbose_name.capitalize()} created",
+            "object": obj,
+            "secret": obj.secret_shown_once,
+            "usage": self.usage.format(secret=obj.secret_shown_once),
+            "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        }
+        return TemplateResponse(request, self.shown_once_template, context)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "owner__username"]
+    fields = ["owner", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    usage = "X-API-Key: {secret}"
+
+    def issue(self, obj) -> str:
         api_key, raw_key = services.api_key_create(owner=obj.owner, name=obj.name)
         obj.pk, obj.prefix, obj.key_digest = api_key.pk, api_key.prefix, api_key.key_digest
-        self.message_user(
-            request,
-            f"API key created. Copy it now, it is not shown again: {raw_key}",
-            messages.WARNING,
-        )
+        return raw_key
+
+
+@admin.register(UserToken)
+class UserTokenAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
+    """Issue a token for a user (shown once); delete one to revoke it. Nothing to edit."""
+
+    list_display = ["user", "created_at"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    readonly_fields = ["created_at"]
+    usage = "Authorization: Token {secret}"
+
+    def get_fields(self, request, obj=None):
+        return ["user"] if obj is None else ["user", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def issue(self, obj) -> str:
+        token, raw_key = tokens.user_token_issue(user=obj.user)
+        obj.pk, obj.key_digest, obj.created_at = token.pk, token.key_digest, token.created_at
+        return raw_key
 
 
 @admin.register(DeadLetter)

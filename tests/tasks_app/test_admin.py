@@ -1,6 +1,10 @@
-import pytest
+import re
 
-from tasks_app.models import ApiKey, TaskStatus
+import pytest
+from rest_framework.test import APIClient
+
+from tasks_app.models import ApiKey, TaskStatus, UserToken
+from tasks_app.tokens import user_token_issue
 from tests.factories import TaskRecordFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,16 +58,58 @@ def test_cancel_action_cancels_unfinished_and_reports_finished(admin_client, use
     assert "1 task(s) had already finished." in messages
 
 
-def test_adding_an_api_key_in_admin_shows_the_key_once(admin_client, user):
+def shown_secret(response) -> str:
+    """The secret on the page that answers an add form (ShownOnceAdminMixin)."""
+    (secret,) = re.findall(r'id="shown-once-secret" value="([^"]+)"', response.content.decode())
+    return secret
+
+
+def assert_kept_nowhere_on_the_client(client, response, secret: str) -> None:
+    assert "no-store" in response["Cache-Control"]
+    assert all(secret not in morsel.value for morsel in client.cookies.values())
+    assert all(secret not in str(value) for value in client.session.values())
+
+
+def test_adding_an_api_key_in_admin_shows_the_key_once_and_stores_it_nowhere(admin_client, user):
     response = admin_client.post(
-        "/admin/tasks_app/apikey/add/", {"owner": user.pk, "name": "from admin"}, follow=True
+        "/admin/tasks_app/apikey/add/", {"owner": user.pk, "name": "from admin"}
     )
 
     assert response.status_code == 200
-    api_key = ApiKey.objects.get(name="from admin")
-    shown = next(str(m) for m in response.context["messages"] if "Copy it now" in str(m))
-    raw_key = shown.rsplit(" ", 1)[-1]
-    assert ApiKey.digest(raw_key) == api_key.key_digest
+    raw_key = shown_secret(response)
+    assert ApiKey.objects.get(name="from admin").key_digest == ApiKey.digest(raw_key)
+    assert f"X-API-Key: {raw_key}" in response.content.decode()
+    assert_kept_nowhere_on_the_client(admin_client, response, raw_key)
+    # The next page the browser loads does not carry it either.
+    changelist = admin_client.get("/admin/tasks_app/apikey/")
+    assert raw_key not in changelist.content.decode()
+    assert APIClient().get("/api/v1/tasks/", HTTP_X_API_KEY=raw_key).status_code == 200
+
+
+def test_issuing_a_token_in_admin_shows_it_once_and_stores_it_nowhere(admin_client, user):
+    response = admin_client.post("/admin/tasks_app/usertoken/add/", {"user": user.pk})
+
+    assert response.status_code == 200
+    raw_key = shown_secret(response)
+    assert UserToken.objects.get(user=user).key_digest == UserToken.digest(raw_key)
+    assert f"Authorization: Token {raw_key}" in response.content.decode()
+    assert_kept_nowhere_on_the_client(admin_client, response, raw_key)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
+    assert api.get("/api/v1/tasks/").status_code == 200
+
+
+def test_deleting_a_token_in_admin_revokes_it(admin_client, user):
+    token, raw_key = user_token_issue(user=user)
+
+    response = admin_client.post(
+        f"/admin/tasks_app/usertoken/{token.pk}/delete/", {"post": "yes"}, follow=True
+    )
+
+    assert response.status_code == 200
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
+    assert api.get("/api/v1/tasks/").status_code == 401
 
 
 def test_celery_results_and_beat_admin_are_present(admin_client):
