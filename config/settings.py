@@ -95,6 +95,33 @@ STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = VAR_DIR / "media"
 
+# --- HTTPS and error reports ------------------------------------------------------------
+
+# Error pages under DEBUG (and mails to ADMINS) also hide passwords inside URLs, such as
+# CELERY_BROKER_URL's, and webhook URLs (config/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsExceptionReporterFilter"
+
+# Off by default, for plain-HTTP local development; behind a TLS proxy turn them on (README,
+# "Behind a TLS proxy"). https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
+
+# The proxy's header that says the client used HTTPS, as Django's request.META name and
+# value: "HTTP_X_FORWARDED_PROTO,https". Trust it only if the proxy always sets it (removing
+# any copy the client sent), or a client can claim HTTPS over plain HTTP.
+SECURE_PROXY_SSL_HEADER = env.tuple("DJANGO_SECURE_PROXY_SSL_HEADER", default=()) or None
+if SECURE_PROXY_SSL_HEADER is not None and len(SECURE_PROXY_SSL_HEADER) != 2:
+    raise ImproperlyConfigured(
+        "DJANGO_SECURE_PROXY_SSL_HEADER must be a header and a value, such as "
+        f"HTTP_X_FORWARDED_PROTO,https; not {SECURE_PROXY_SSL_HEADER!r}."
+    )
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Probes of a load balancer or orchestrator speak plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/(live|ready)/?$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# Session and CSRF cookies only over HTTPS.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+
 # --- Database ---------------------------------------------------------------------------
 # https://django-environ.readthedocs.io/en/latest/types.html#environ-env-db-url
 
