@@ -13,3 +13,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]
+
+# Under /api/ Django's own 400, 403, 404 and 500 answer in the API's JSON format.
+handler400 = "config.exception_handlers.api_bad_request"
+handler403 = "config.exception_handlers.api_permission_denied"
+handler404 = "config.exception_handlers.api_page_not_found"
+handler500 = "config.exception_handlers.api_server_error"

@@ -7,17 +7,18 @@ from django.http import FileResponse, Http404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.parsers import BoundedJSONParser
 from documents import search, selectors, services
 from documents.errors import DocumentNotReady
 from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.processing import DocumentKind
 from documents.uploads import MaxSizeUploadHandler, UploadTooLarge
-from tasks_app.pagination import filtered_page_response
+from tasks_app.pagination import CheckedCursorPagination, filtered_page_response
 from tasks_app.throttling import SubmitRateThrottle
 
 
@@ -91,7 +92,7 @@ class DocumentFilter(django_filters.FilterSet):
 class DocumentCollectionApi(APIView):
     """GET lists the caller's documents; POST uploads a file (multipart) or a URL (JSON)."""
 
-    parser_classes = [MultiPartParser, JSONParser]
+    parser_classes = [MultiPartParser, BoundedJSONParser]
     throttle_classes = [SubmitRateThrottle]
     throttle_scope = "task_submit"
 
@@ -177,7 +178,7 @@ class ChunkOutputSerializer(serializers.ModelSerializer):
         fields = ["index", "text", "start", "end", "page_start", "page_end"]
 
 
-class ChunkPagination(CursorPagination):
+class ChunkPagination(CheckedCursorPagination):
     ordering = ("index",)
     page_size_query_param = "page_size"
     max_page_size = 500

@@ -35,10 +35,11 @@ class WindowField(serializers.Field):
         match = re.fullmatch(r"(\d{1,9})([smhdw]?)", str(data).strip())
         if match is None:
             self.fail("invalid")
-        window = timedelta(seconds=int(match[1]) * WINDOW_UNITS[match[2]])
-        if not timedelta(seconds=1) <= window <= MAX_WINDOW:
+        # Checked as a number first: 999999999w is past what a timedelta can hold.
+        seconds = int(match[1]) * WINDOW_UNITS[match[2]]
+        if not 1 <= seconds <= MAX_WINDOW.total_seconds():
             self.fail("range")
-        return window
+        return timedelta(seconds=seconds)
 
     def to_representation(self, value: timedelta) -> int:
         return int(value.total_seconds())

@@ -4,21 +4,26 @@ Views validate, call one service or selector, and serialize. Ownership lives in 
 selectors, domain errors become HTTP in ``exception_handlers``.
 """
 
+import math
+import re
+
 import django_filters
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.metadata import SimpleMetadata
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.parsers import BoundedJSONParser
 from tasks_app import selectors, services
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.pagination import filtered_page_response
 from tasks_app.registry import UnknownTaskType, all_task_types, get_task_type
 from tasks_app.throttling import SubmitRateThrottle
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class TaskRecordOutputSerializer(serializers.ModelSerializer):
@@ -73,7 +78,7 @@ class TaskFilter(django_filters.FilterSet):
 class TaskCollectionApi(APIView):
     """GET lists the caller's tasks; POST submits a new one."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     throttle_classes = [SubmitRateThrottle]
     throttle_scope = "task_submit"
 
@@ -98,6 +103,15 @@ class TaskCollectionApi(APIView):
             type_input = attrs["task_type"].input_serializer(data=attrs["input"])
             if not type_input.is_valid():
                 raise serializers.ValidationError({"input": type_input.errors})
+            # DRF's FloatField turns the strings "NaN" and "Infinity" into floats, and NaN
+            # passes every min/max check; the record could store them but never render them.
+            not_finite = {
+                name: ["A finite number is required."]
+                for name, value in type_input.validated_data.items()
+                if isinstance(value, float) and not math.isfinite(value)
+            }
+            if not_finite:
+                raise serializers.ValidationError({"input": not_finite})
             attrs["input"] = type_input.validated_data
             return attrs
 
@@ -132,13 +146,9 @@ class TaskCollectionApi(APIView):
             "input_data": serializer.validated_data["input"],
             "priority": serializer.validated_data.get("priority"),
         }
-        key = request.headers.get("Idempotency-Key", "").strip()
+        key = _idempotency_key(request)
         headers = {}
         if key:
-            if len(key) > 255:
-                raise serializers.ValidationError(
-                    {"Idempotency-Key": ["Ensure this header has no more than 255 characters."]}
-                )
             record, created = services.task_submit_once(**submission, idempotency_key=key)
             headers["Idempotent-Replayed"] = "false" if created else "true"
         else:
@@ -146,6 +156,20 @@ class TaskCollectionApi(APIView):
         data = TaskRecordOutputSerializer(record, context={"request": request}).data
         headers["Location"] = data["links"]["self"]
         return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+def _idempotency_key(request) -> str:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 255:
+        raise serializers.ValidationError(
+            {"Idempotency-Key": ["Ensure this header has no more than 255 characters."]}
+        )
+    # The key is stored and may be logged: no NUL (PostgreSQL refuses it), no line breaks.
+    if _CONTROL_CHARACTER.search(key):
+        raise serializers.ValidationError(
+            {"Idempotency-Key": ["Use printable characters only, no control characters."]}
+        )
+    return key
 
 
 def _get_visible_task_or_404(request, task_id) -> TaskRecord:
