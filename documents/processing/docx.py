@@ -1,89 +1,89 @@
-"""Word (.docx) text with python-docx, split into pages at explicit page breaks.
+"""Word (.docx) text, split into pages at explicit page breaks, read as a stream.
 
 Word decides where pages end only when it lays the document out, so the pages here are
 the ones the author asked for: a page break (``<w:br w:type="page"/>``) or a paragraph
 marked "page break before". N such breaks give N + 1 pages.
+
+The file is untrusted: its zip is read through ``SafeZip`` (sizes counted while they are
+unpacked), its XML by a parser that resolves no entities, loads nothing from outside and
+refuses any document type declaration (Word never writes one; "billion laughs" and XXE
+attacks need one). The main part is parsed as it is unpacked, one top-level paragraph or
+table at a time, so memory follows the largest paragraph or table, not the document.
 """
 
-import zipfile
-import zlib
+import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
-import docx
-from docx.opc.exceptions import OpcError
-from docx.oxml.ns import qn
 from lxml import etree
 
 from documents.processing import DocumentError, Page
+from documents.processing.safe_zip import DAMAGED, SafeZip
 
-_DAMAGED = "The Word file is damaged (truncated or not a valid .docx)."
-# Below this size a high compression ratio is harmless (a long table of empty cells).
-_RATIO_CHECK_MIN_BYTES = 10 * 1024 * 1024
-_OPEN_ERRORS = (
-    OpcError,
-    zipfile.BadZipFile,
-    KeyError,  # a part the package refers to is missing
-    ValueError,
-    AttributeError,
-    TypeError,
-    IndexError,
-    EOFError,
-    zlib.error,
-    etree.LxmlError,
+# A page's text is handed on in fragments of about this many characters (see Page).
+FRAGMENT_CHARS = 1024 * 1024
+_PACKAGE_PART_MAX_BYTES = 1024 * 1024  # [Content_Types].xml and _rels/.rels
+_READ_BYTES = 64 * 1024
+_PARSER_OPTIONS = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,  # libxml2's limits on depth and on the size of one text node
+}
+_HAS_DTD = (
+    "The Word file contains a document type declaration, which Word never writes; it "
+    "was not read, as files like this are used to attack servers."
 )
+_DOCTYPE_UTF16 = "<!DOCTYPE".encode("utf-16-le")
+_DOCTYPES = (b"<!DOCTYPE", _DOCTYPE_UTF16, "<!DOCTYPE".encode("utf-16-be"))
+_NOT_PLAIN_WORD = (
+    "The file is not a plain Word document (it may be a template or contain "
+    "macros); save it as .docx and upload it again."
+)
+_MAIN_DOCUMENT_TYPE = (
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+)
+_OFFICE_DOCUMENT_RELATIONSHIP = (
+    "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+)
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_CONTENT_TYPES = "{http://schemas.openxmlformats.org/package/2006/content-types}"
 
 _PAGE_BREAK = object()  # marks a page break among the text pieces
 
-_P = qn("w:p")
-_TBL = qn("w:tbl")
-_TR = qn("w:tr")
-_TC = qn("w:tc")
-_T = qn("w:t")
-_TAB = qn("w:tab")
-_BR = qn("w:br")
-_CR = qn("w:cr")
-_NO_BREAK_HYPHEN = qn("w:noBreakHyphen")
-_SDT = qn("w:sdt")
-_SDT_CONTENT = qn("w:sdtContent")
-_CUSTOM_XML = qn("w:customXml")
-_PPR = qn("w:pPr")
-_PAGE_BREAK_BEFORE = qn("w:pageBreakBefore")
-_TYPE = qn("w:type")
-_VAL = qn("w:val")
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_BODY = _W + "body"
+_P = _W + "p"
+_TBL = _W + "tbl"
+_TR = _W + "tr"
+_TC = _W + "tc"
+_T = _W + "t"
+_TAB = _W + "tab"
+_BR = _W + "br"
+_CR = _W + "cr"
+_NO_BREAK_HYPHEN = _W + "noBreakHyphen"
+_SDT = _W + "sdt"
+_SDT_CONTENT = _W + "sdtContent"
+_CUSTOM_XML = _W + "customXml"
+_PPR = _W + "pPr"
+_PAGE_BREAK_BEFORE = _W + "pageBreakBefore"
+_TYPE = _W + "type"
+_VAL = _W + "val"
 # Markup compatibility; python-docx does not name this namespace.
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 # Not text: properties, deleted or moved-away text, and the fallback copy of a text box
 # that Word writes for older readers (reading it would double the text box).
-_SKIPPED = {qn("w:pPr"), qn("w:rPr"), qn("w:del"), qn("w:moveFrom"), _MC_FALLBACK}
+_SKIPPED = {_W + "pPr", _W + "rPr", _W + "del", _W + "moveFrom", _MC_FALLBACK}
 
 
 def check_zip_bomb(
     path: Path, *, max_uncompressed_bytes: int = 200 * 1024 * 1024, max_ratio: int = 100
 ) -> None:
-    """Refuse a .docx that would inflate to too much, judged by its zip directory alone.
+    """Refuse a .docx whose zip directory declares too much, too many parts or overlaps.
 
-    The sizes declared in the central directory bound what unzipping produces: Python's
-    zipfile stops a member at its declared size.
+    Only the directory is read; what a part really unpacks to is counted while it is read.
     """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise DocumentError(_DAMAGED) from exc
-    uncompressed = sum(member.file_size for member in members)
-    compressed = sum(member.compress_size for member in members)
-    if uncompressed > max_uncompressed_bytes:
-        raise DocumentError(
-            f"The Word file is too large once unpacked: {_size(uncompressed)}, more than "
-            f"the {_size(max_uncompressed_bytes)} allowed."
-        )
-    ratio = uncompressed / max(compressed, 1)
-    if uncompressed >= _RATIO_CHECK_MIN_BYTES and ratio > max_ratio:
-        raise DocumentError(
-            f"The Word file is compressed {ratio:.0f} to 1, far more than real documents "
-            "are; it was not opened, as files like this are used to exhaust servers."
-        )
+    SafeZip(path, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio).close()
 
 
 def extract_pages(
@@ -92,37 +92,128 @@ def extract_pages(
     """The text of each page: paragraphs and table rows, in the order of the document.
 
     A table row is one line, its cells separated by `` | ``. The text is raw: normalise
-    it before chunking. The file passes ``check_zip_bomb`` (with the limits given here)
-    before it is opened.
+    it before chunking. A page longer than ``FRAGMENT_CHARS`` comes in several ``Page``
+    fragments with the same number. The zip passes ``check_zip_bomb`` (with the limits
+    given here) before anything is unpacked.
     """
-    check_zip_bomb(path, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio)
+    with SafeZip(path, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio) as zf:
+        main_part = _main_document_part(zf)
+        try:
+            stream = zf.open(main_part, max_bytes=max_uncompressed_bytes)
+        except KeyError as exc:
+            raise DocumentError(DAMAGED) from exc
+        with stream:
+            yield from _pages(_body(_top_level_blocks(stream)))
+
+
+def _main_document_part(archive: SafeZip) -> str:
+    """The name of the part holding the text, if the package is a plain Word document."""
+    relationships = _small_part(archive, "_rels/.rels")
+    targets = [
+        rel.get("Target", "")
+        for rel in relationships.iter(_RELATIONSHIP)
+        if rel.get("Type") == _OFFICE_DOCUMENT_RELATIONSHIP and rel.get("TargetMode") != "External"
+    ]
+    if not targets:
+        raise DocumentError(DAMAGED)
+    name = posixpath.normpath(targets[0].lstrip("/"))
+    content_types = _small_part(archive, "[Content_Types].xml")
+    content_type = None
+    for override in content_types.iter(_CONTENT_TYPES + "Override"):
+        if override.get("PartName", "").lstrip("/").lower() == name.lower():
+            content_type = override.get("ContentType")
+    if content_type is None:
+        extension = posixpath.splitext(name)[1].lstrip(".").lower()
+        for default in content_types.iter(_CONTENT_TYPES + "Default"):
+            if default.get("Extension", "").lower() == extension:
+                content_type = default.get("ContentType")
+    if content_type != _MAIN_DOCUMENT_TYPE:
+        raise DocumentError(_NOT_PLAIN_WORD)
+    return name
+
+
+def _small_part(archive: SafeZip, name: str) -> etree._Element:
     try:
-        document = docx.Document(str(path))
-    except ValueError as exc:
-        if "is not a Word file" not in str(exc):
-            raise DocumentError(_DAMAGED) from exc
-        raise DocumentError(
-            "The file is not a plain Word document (it may be a template or contain "
-            "macros); save it as .docx and upload it again."
-        ) from exc
-    except _OPEN_ERRORS as exc:
-        raise DocumentError(_DAMAGED) from exc
+        with archive.open(name, max_bytes=_PACKAGE_PART_MAX_BYTES) as stream:
+            data = stream.read()
+        _refuse_dtd_in(data)
+        root = etree.fromstring(data, etree.XMLParser(**_PARSER_OPTIONS))
+    except (KeyError, etree.LxmlError, ValueError) as exc:
+        raise DocumentError(DAMAGED) from exc
+    _refuse_dtd(root)
+    return root
 
+
+def _refuse_dtd_in(data: bytes) -> None:
+    """Refuse a declaration before the parser reads it: libxml2 may fail on its entities
+    (as "damaged") before the root element shows that there was one."""
+    if any(doctype in data for doctype in _DOCTYPES):
+        raise DocumentError(_HAS_DTD)
+
+
+def _refuse_dtd(root: etree._Element) -> None:
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None:
+        raise DocumentError(_HAS_DTD)
+
+
+def _top_level_blocks(stream) -> Iterator[etree._Element]:
+    """The body's children, each as soon as it is complete; forgotten once handed on."""
+    parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
+    depth = 0
+    before_root = b""  # the end of what came before the root element, as far as seen
+    while True:
+        data = stream.read(_READ_BYTES)
+        if depth == 0 and before_root is not None:
+            _refuse_dtd_in(before_root + data)
+            before_root = data[-len(_DOCTYPE_UTF16) :]
+        try:
+            if data:
+                parser.feed(data)
+            else:
+                parser.close()
+            events = list(parser.read_events())
+        except (etree.LxmlError, ValueError) as exc:
+            raise DocumentError(DAMAGED) from exc
+        for event, element in events:
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    _refuse_dtd(element)
+                    before_root = None
+                continue
+            depth -= 1
+            parent = element.getparent()
+            if depth == 2 and parent is not None and parent.tag == _BODY:
+                yield element
+                element.clear()
+                while element.getprevious() is not None:  # cleared siblings hold memory too
+                    del parent[0]
+        if not data:
+            return
+
+
+def _pages(pieces: Iterator[object]) -> Iterator[Page]:
     number = 1
-    pieces: list[str] = []
-    for piece in _body(document.element.body):
+    text: list[str] = []
+    length = 0
+    for piece in pieces:
         if piece is _PAGE_BREAK:
-            yield Page(number=number, text="".join(pieces))
+            yield Page(number=number, text="".join(text))
             number += 1
-            pieces = []
+            text, length = [], 0
         else:
-            pieces.append(piece)
-    yield Page(number=number, text="".join(pieces))
+            text.append(piece)
+            length += len(piece)
+            if length >= FRAGMENT_CHARS:
+                yield Page(number=number, text="".join(text))
+                text, length = [], 0
+    yield Page(number=number, text="".join(text))
 
 
-def _body(body: etree._Element) -> Iterator[object]:
+def _body(top_level: Iterator[etree._Element]) -> Iterator[object]:
     started = False
-    for block in _blocks(body):
+    for block in (block for element in top_level for block in _blocks([element])):
         if block.tag == _P:
             # Word ignores "page break before" on the very first paragraph.
             if started and _has_page_break_before(block):
@@ -136,7 +227,7 @@ def _body(body: etree._Element) -> Iterator[object]:
         started = True
 
 
-def _blocks(container: etree._Element) -> Iterator[etree._Element]:
+def _blocks(container) -> Iterator[etree._Element]:
     """Children of a body, cell or row, with content controls and custom XML unwrapped."""
     for child in container:
         if child.tag == _SDT:
@@ -197,9 +288,3 @@ def _has_page_break_before(paragraph: etree._Element) -> bool:
         return False
     flag = properties.find(_PAGE_BREAK_BEFORE)
     return flag is not None and flag.get(_VAL, "true").lower() not in {"false", "0", "off"}
-
-
-def _size(size: int) -> str:
-    if size >= 1024 * 1024:
-        return f"{round(size / (1024 * 1024))} MB"
-    return f"{-(-size // 1024)} KB"

@@ -1,5 +1,8 @@
+import hashlib
+import random
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from docx import Document
@@ -194,3 +197,138 @@ def test_zip_bomb_sample_is_quick_to_make_and_small(zip_bomb):
     path, seconds = zip_bomb
     assert seconds < 5
     assert path.stat().st_size < 1024 * 1024
+
+
+# --- hostile zips and XML ------------------------------------------------------------------
+
+
+def peak_memory_growth(action) -> int:
+    """How far this process's peak resident memory rose above its size at the start, in bytes."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current size
+    before = _status_kib("VmRSS")
+    action()
+    return (_status_kib("VmHWM") - before) * 1024
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def refusal(path, **limits) -> str:
+    with pytest.raises(DocumentError) as caught:
+        list(extract_pages(path, **limits))
+    return str(caught.value)
+
+
+def test_part_that_unpacks_to_more_than_it_declares_is_stopped_early(tmp_path):
+    # The shape from issue 8: 1 KB declared, 1 GiB real, 1 MB on disk.
+    path = samples.make_under_declared_docx(tmp_path / "a.docx", real_bytes=2**30)
+    messages = []
+
+    growth = peak_memory_growth(lambda: messages.append(refusal(path)))
+
+    assert growth < 32 * 2**20
+    assert messages == [
+        "The Word file's part word/document.xml holds more bytes than its zip directory "
+        "declares; reading stopped there, as files like this are used to exhaust servers."
+    ]
+
+
+def test_archive_with_too_many_parts_is_refused(tmp_path):
+    paragraphs = samples.word_xml(samples.word_paragraphs(["Hello"]))
+    extra = [samples.zip_member(f"word/media/{n}.bin", b"x") for n in range(5001)]
+    path = samples.write_zip(tmp_path / "a.docx", samples.word_package(paragraphs, *extra))
+
+    assert refusal(path) == (
+        "The Word file holds 5004 parts, more than the 5000 allowed; it was not opened, as "
+        "files like this are used to exhaust servers."
+    )
+
+
+def test_entries_sharing_their_bytes_are_refused(tmp_path):
+    # Fifield's overlapping-entry bomb: many directory entries, one compressed stream.
+    members = samples.word_package(samples.word_xml(samples.word_paragraphs(["Hi"])))
+    members += [
+        samples.ZipMember(f"word/media/{n}.xml", b"", 0, 0, shares_data_of="word/document.xml")
+        for n in range(3)
+    ]
+    path = samples.write_zip(tmp_path / "a.docx", members)
+
+    assert "parts overlap" in refusal(path)
+
+
+def test_part_named_twice_is_refused(tmp_path):
+    members = samples.word_package(samples.word_xml(samples.word_paragraphs(["One"])))
+    members.append(samples.zip_member("word/document.xml", b"<other/>"))
+    path = samples.write_zip(tmp_path / "a.docx", members)
+
+    assert "names the part word/document.xml twice" in refusal(path)
+
+
+def test_part_larger_than_the_limit_is_refused_before_it_is_unpacked(tmp_path):
+    paragraphs = samples.word_paragraphs(["word " * 100] * 100)
+    path = samples.write_zip(
+        tmp_path / "a.docx", samples.word_package(samples.word_xml(paragraphs))
+    )
+
+    assert "more than the 10 KB allowed" in refusal(path, max_uncompressed_bytes=10 * 1024)
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        # "Billion laughs": each entity ten of the one before.
+        "<!DOCTYPE d [<!ENTITY a0 'ha'>"
+        + "".join(f"<!ENTITY a{n} '{f'&a{n - 1};' * 10}'>" for n in range(1, 10))
+        + "]>",
+        # XXE: an entity that reads a file of the server.
+        '<!DOCTYPE d [<!ENTITY canary SYSTEM "file:///etc/hostname">]>',
+    ],
+    ids=["billion-laughs", "external-entity"],
+)
+def test_xml_with_a_document_type_declaration_is_refused(tmp_path, prolog):
+    body = samples.word_paragraphs(["&a9;" if "a9" in prolog else "&canary;"])
+    path = samples.write_zip(
+        tmp_path / "a.docx", samples.word_package(samples.word_xml(body, prolog=prolog))
+    )
+
+    assert refusal(path) == (
+        "The Word file contains a document type declaration, which Word never writes; it "
+        "was not read, as files like this are used to attack servers."
+    )
+
+
+def test_document_type_declaration_in_a_package_part_is_refused(tmp_path):
+    members = samples.word_package(samples.word_xml(samples.word_paragraphs(["Hi"])))
+    rels = samples.WORD_RELS_XML.replace("?>", "?><!DOCTYPE r [<!ENTITY x 'y'>]>", 1)
+    members[1] = samples.zip_member("_rels/.rels", rels.encode())
+    path = samples.write_zip(tmp_path / "a.docx", members)
+
+    assert "document type declaration" in refusal(path)
+
+
+def test_large_document_is_read_in_fragments_with_little_memory(tmp_path):
+    vocabulary = ["alpha", "beta", "gamma", "delta", "epsilon", "omega", "sigma", "kappa"]
+    words = random.Random(0).choices(vocabulary, k=4_000_000)
+    paragraphs = [" ".join(words[start : start + 200]) for start in range(0, len(words), 200)]
+    document_xml = samples.word_xml(samples.word_paragraphs(paragraphs))
+    members = samples.word_package(b"")
+    members[2] = samples.zip_member("word/document.xml", document_xml, level=1)
+    path = samples.write_zip(tmp_path / "a.docx", members)
+    assert len(document_xml) > 20 * 2**20
+    numbers, text = [], hashlib.sha256()
+
+    def read_all() -> None:
+        for fragment in extract_pages(path):  # kept only as a hash: memory is measured
+            numbers.append(fragment.number)
+            text.update(fragment.text.encode())
+
+    growth = peak_memory_growth(read_all)
+
+    assert growth < 16 * 2**20
+    assert set(numbers) == {1}
+    assert len(numbers) > 10
+    assert text.digest() == hashlib.sha256(("\n".join(paragraphs) + "\n").encode()).digest()
