@@ -88,8 +88,12 @@ def thread_count(pid: int) -> int:
 
 
 def sigkill(pid: int) -> None:
+    _signal_quietly(pid, signal.SIGKILL)
+
+
+def _signal_quietly(pid: int, signum: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)
     except ProcessLookupError:
         pass
 
@@ -156,6 +160,22 @@ class ServiceProcess:
             timeout=STOP_SECONDS,
             what=f"{self.name} and its children to die",
         )
+
+    def send_signal(self, signum: int, *, with_children: bool = False) -> None:
+        """Signal the process, and with ``with_children`` its pool children too (as killpg)."""
+        for pid in [self.pid, *(self.children() if with_children else [])]:
+            _signal_quietly(pid, signum)
+
+    def wait_then_kill(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for the process to exit, then SIGKILL it and its pool."""
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in [self.pid, *self._children_seen]:
+            if is_alive(pid) and _is_celery(pid):
+                sigkill(pid)
+        self.process.wait(timeout=STOP_SECONDS)
 
     def stop(self) -> None:
         """Shut down gently (SIGTERM), then SIGKILL whatever is left, children included."""
@@ -272,10 +292,12 @@ class Fleet:
             **FAST_TIMINGS,
         }
 
-    def start_worker(self, name: str | None = None) -> ServiceProcess:
+    def start_worker(
+        self, name: str | None = None, *, queues: tuple[str, ...] = ("default", "long")
+    ) -> ServiceProcess:
         name = name or f"fault-{uuid.uuid4().hex[:6]}"
         command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
-        command += ["-Q", "default,long", "-c", "2", "-l", "INFO", "-n", f"{name}@%h"]
+        command += ["-Q", ",".join(queues), "-c", "2", "-l", "INFO", "-n", f"{name}@%h"]
         command += ["--without-mingle", "--without-gossip"]
         worker = self._start(name, command)
         worker.wait_for_log(" ready.")
