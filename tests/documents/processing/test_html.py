@@ -1,4 +1,5 @@
 import random
+import time
 
 import pytest
 
@@ -97,3 +98,45 @@ def test_preformatted_text_keeps_its_lines(tmp_path):
 def test_undecodable_page_is_refused(tmp_path):
     with pytest.raises(DocumentError, match="character encoding could not be recognised"):
         extract(tmp_path, "", raw=random.Random(0).randbytes(5000))
+
+
+# --- hostile pages: time and memory linear in the page ---------------------------------------
+
+
+def test_deeply_nested_page_is_read_in_linear_time(tmp_path):
+    # The page from issue 8: 130 KB of nested <div>s took 34 s of CPU.
+    depth = 130 * 1024 // len("<div>x</div>")
+    markup = "<html><body>" + "<div>x" * depth + "</div>" * depth + "</body></html>"
+    started = time.process_time()
+
+    [page] = extract(tmp_path, markup)
+
+    assert time.process_time() - started < 5  # about 0.02 s; it took 15-35 s
+    assert page.text == "\n".join(["x"] * depth)
+
+
+def test_page_at_the_download_limit_is_read_in_seconds(tmp_path, settings):
+    unit = "<div><p>Some <b>bold</b> text<span>x"  # dense tags, never closed
+    markup = unit * (settings.DOCUMENTS_FETCH_MAX_BYTES // len(unit))
+    started = time.process_time()
+
+    fragments = extract(tmp_path, markup)
+
+    assert time.process_time() - started < 10  # about 2 s on a CI machine
+    assert len(fragments) > 1
+    assert "".join(fragment.text for fragment in fragments).count("Some bold textx") == len(
+        markup
+    ) // len(unit)
+
+
+def test_long_page_comes_in_fragments_that_join_to_its_text(tmp_path):
+    paragraphs = [f"Paragraph {n} " + "word " * 30 for n in range(40_000)]
+    markup = "<title>Long</title>" + "".join(f"<p>{text}</p>" for text in paragraphs)
+
+    fragments = extract(tmp_path, markup)
+
+    assert len(fragments) > 2
+    assert {fragment.number for fragment in fragments} == {1}
+    assert "".join(fragment.text for fragment in fragments) == "\n".join(
+        ["Long"] + [" ".join(text.split()) for text in paragraphs]
+    )
