@@ -244,6 +244,31 @@ CELERY_WORKER_CONSUMER = "config.worker:Consumer"
 # Beat saves each periodic task's last run at once: readiness reads it as beat's heartbeat.
 CELERY_BEAT_SYNC_EVERY = 1
 
+# --- Cache ------------------------------------------------------------------------------
+# One cache shared by every web and worker process: the submit throttle must count a user's
+# submits across all gunicorn workers (a per-process cache let 238 of 500 through a limit of
+# 120), and the worker census is taken once per interval for all of them. Redis when the
+# broker is Redis; otherwise the database (its table is created by migrate).
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CELERY_BROKER_URL,
+            "KEY_PREFIX": "jobs-cache",
+            # A Redis that does not answer costs a request a second, not the request.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "jobs_cache_entries",
+        }
+    }
+
 # --- Tasks ------------------------------------------------------------------------------
 
 # Queues the shipped worker command listens on; each task type names one of them.

@@ -1,11 +1,53 @@
+import logging
+import time
+
+from django.core.cache import cache
+from django.db import transaction
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import ScopedRateThrottle
 
+logger = logging.getLogger(__name__)
+
 
 class SubmitRateThrottle(ScopedRateThrottle):
-    """Limits how fast a user submits work (the view's ``throttle_scope``); reads are free."""
+    """Limits how fast a user submits work (the view's ``throttle_scope``); reads are free.
+
+    Counted in the shared cache (settings.CACHES), so that the limit holds across every web
+    process. DRF's own throttle reads a list of request times, appends and writes it back,
+    so two processes at once both pass; here each window is one counter, added and
+    incremented (atomic in Redis; for the database cache inside a transaction, which the
+    embedded SQLite serializes). Windows are fixed: at most the rate's count per period,
+    counted from the period's boundary.
+
+    A cache that cannot be reached lets the submit through: the outbox accepts work while
+    Redis is down, and an unthrottled moment is better than refusing everyone.
+    """
+
+    cache = cache
 
     def allow_request(self, request, view) -> bool:
         if request.method in SAFE_METHODS:
             return True
-        return super().allow_request(request, view)
+        self.scope = getattr(view, self.scope_attr, None)
+        self.rate = self.get_rate() if self.scope else None
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        try:
+            return self._count_in_window(self.get_cache_key(request, view)) <= self.num_requests
+        except Exception:
+            logger.warning("submit throttle not applied: the cache is unreachable", exc_info=True)
+            return True
+
+    def _count_in_window(self, key: str) -> int:
+        now = time.time()
+        window = int(now // self.duration)
+        self._seconds_left = (window + 1) * self.duration - now
+        window_key = f"{key}:{window}"
+        with transaction.atomic():
+            self.cache.add(window_key, 0, timeout=self.duration + 1)
+            return self.cache.incr(window_key)
+
+    def wait(self) -> float | None:
+        """Seconds until the window ends (DRF's Retry-After header)."""
+        return getattr(self, "_seconds_left", None)

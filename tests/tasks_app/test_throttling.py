@@ -1,0 +1,55 @@
+"""The submit throttle counts in the shared cache, answers 429 past the rate, and fails open."""
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+
+from tasks_app.models import TaskRecord
+from tasks_app.throttling import SubmitRateThrottle
+
+TASKS = "/api/v1/tasks/"
+SUBMISSION = {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}
+
+
+@pytest.fixture
+def three_per_hour(monkeypatch):
+    monkeypatch.setattr(SubmitRateThrottle, "THROTTLE_RATES", {"task_submit": "3/hour"})
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_past_the_rate_submits_get_429_with_retry_after_and_reads_stay_free(api, three_per_hour):
+    statuses = [api.post(TASKS, SUBMISSION, format="json").status_code for _ in range(5)]
+
+    assert statuses == [202, 202, 202, 429, 429]
+    refused = api.post(TASKS, SUBMISSION, format="json")
+    assert refused.json()["detail"].startswith("Request was throttled")
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert api.get(TASKS).status_code == 200
+    assert TaskRecord.objects.count() == 3
+
+
+def test_each_user_has_a_limit_of_their_own(api, other_api, three_per_hour):
+    for _ in range(3):
+        api.post(TASKS, SUBMISSION, format="json")
+
+    assert api.post(TASKS, SUBMISSION, format="json").status_code == 429
+    assert other_api.post(TASKS, SUBMISSION, format="json").status_code == 202
+
+
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
+}
+
+
+def test_an_unreachable_cache_lets_submits_through(api, three_per_hour, caplog):
+    with override_settings(CACHES=UNREACHABLE_REDIS):
+        statuses = [api.post(TASKS, SUBMISSION, format="json").status_code for _ in range(4)]
+
+    assert statuses == [202] * 4
+    assert "submit throttle not applied" in caplog.text
