@@ -1,5 +1,12 @@
-"""Plain text and Markdown, in whatever character encoding they were saved."""
+"""Plain text and Markdown, in whatever character encoding they were saved.
 
+Files are read as a stream: the encoding is chosen from a byte order mark, from one pass
+checking whether all the bytes are UTF-8, or else from the file's first MiB (and a pass
+checking that the whole file fits it), and the text is then decoded a fragment at a
+time, so memory does not grow with the file.
+"""
+
+import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +22,19 @@ from documents.processing import DocumentError, Page
 # even offered as Windows-1252 candidates in our tests, so when it is offered we take it.
 # UTF-8 and ASCII come first: bytes that are valid UTF-8 are almost surely meant as such.
 _PREFERRED = ("utf_8", "ascii", "cp1252", "latin_1", "iso8859_15")
+# A page's text is handed on in fragments of at most this many characters (see Page).
+FRAGMENT_CHARS = 1024 * 1024
+_SAMPLE_BYTES = 1024 * 1024
+_READ_BYTES = 1024 * 1024
+_MAX_CANDIDATES = 5  # each one tried costs a pass over the file
+# UTF-32's marks first: the little-endian one starts with UTF-16's.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 _UNRECOGNISED = (
     "The text's character encoding could not be recognised; save it as UTF-8 and upload it again."
 )
@@ -23,11 +43,60 @@ _UNRECOGNISED = (
 def extract_pages(path: Path) -> Iterator[Page]:
     """The text's pages: it is split at form feeds (``\\f``); without any it is one page.
 
-    The text is raw (line ends as in the file): normalise it before chunking.
+    The text is raw (line ends as in the file): normalise it before chunking. A page
+    longer than ``FRAGMENT_CHARS`` comes in several ``Page`` fragments with the same
+    number. Raises ``DocumentError`` when no encoding fits all of the file.
     """
-    text = _decode(charset_normalizer.from_path(path), empty=Path(path).stat().st_size == 0)
-    for number, page_text in enumerate(text.split("\f"), start=1):
-        yield Page(number=number, text=page_text)
+    encoding = _file_encoding(path)
+    number = 1
+    unseen = True  # page ``number`` has not been handed on yet
+    try:
+        with open(path, encoding=encoding, newline="") as text:
+            while fragment := text.read(FRAGMENT_CHARS):
+                for index, part in enumerate(fragment.split("\f")):
+                    if index:  # a form feed ended the page before
+                        if unseen:
+                            yield Page(number=number, text="")
+                        number += 1
+                        unseen = True
+                    if part:
+                        yield Page(number=number, text=part)
+                        unseen = False
+    except UnicodeDecodeError as exc:  # the sample's encoding did not fit a later part
+        raise DocumentError(_UNRECOGNISED) from exc
+    if unseen:
+        yield Page(number=number, text="")
+
+
+def _file_encoding(path: Path) -> str:
+    with open(path, "rb") as stream:
+        sample = stream.read(_SAMPLE_BYTES)
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if sample.startswith(mark):
+            return encoding
+    if _decodes_whole_file(path, "utf-8"):
+        return "utf-8"
+    whole_file_sampled = len(sample) < _SAMPLE_BYTES
+    if not whole_file_sampled and b"\n" in sample:
+        sample = sample[: sample.rindex(b"\n") + 1]  # no character cut in half at the end
+    # The sample may not show every byte the file holds: the first candidate that fits
+    # the whole file wins, as charset-normalizer's own choice would on the whole file.
+    for encoding in _candidates(charset_normalizer.from_bytes(sample))[:_MAX_CANDIDATES]:
+        if whole_file_sampled or _decodes_whole_file(path, encoding):
+            return encoding
+    raise DocumentError(_UNRECOGNISED)
+
+
+def _decodes_whole_file(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as stream:
+        try:
+            while data := stream.read(_READ_BYTES):
+                decoder.decode(data)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 def decode_text(data: bytes) -> str:
@@ -53,3 +122,16 @@ def _best(matches: CharsetMatches) -> CharsetMatch | None:
             if encoding in match.could_be_from_charset:
                 return match
     return matches.best()
+
+
+def _candidates(matches: CharsetMatches) -> list[str]:
+    """Encodings that fit, in ``_best``'s order: first the preferred ones any match could
+    be (all of a match's encodings read its bytes alike), then the matches' own."""
+    names = [
+        encoding
+        for encoding in _PREFERRED
+        if any(encoding in match.could_be_from_charset for match in matches)
+    ]
+    best = matches.best()
+    ordered = ([best] if best is not None else []) + list(matches)
+    return names + [match.encoding for match in ordered if match.encoding not in names]

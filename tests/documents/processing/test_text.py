@@ -3,8 +3,9 @@ import random
 import pytest
 
 from documents.processing import DocumentError, Page
-from documents.processing.text import decode_text, extract_pages
+from documents.processing.text import FRAGMENT_CHARS, decode_text, extract_pages
 from tests.documents import samples
+from tests.documents.processing.test_docx import peak_memory_growth
 
 FRENCH = "Café crème, garçon, naïve résumé façade.\n" * 4
 # Short mixed texts like this one came back as Baltic cp1257 ("déją vu") from
@@ -79,3 +80,39 @@ def test_sample_text_saves_characters_its_encoding_lacks_as_question_marks(tmp_p
     path = samples.make_text(tmp_path / "a.txt", "Café — déjà vu.\n" * 3, "latin-1")
     [page] = extract_pages(path)
     assert page.text == "Café ? déjà vu.\n" * 3
+
+
+def test_large_text_is_read_in_fragments_with_little_memory(tmp_path):
+    line = "Lorem ipsum dolor sit amet, café consectetur adipiscing elit.\n"
+    path = samples.make_text(tmp_path / "a.txt", line * 500_000 + "\f" + line, "cp1252")
+    lengths = []
+
+    growth = peak_memory_growth(
+        lambda: lengths.extend(len(page.text) for page in extract_pages(path))
+    )
+
+    assert growth < 16 * 2**20
+    assert len(lengths) > 10  # fragments of page 1, then page 2
+    assert sum(lengths) == len(line) * 500_001
+
+
+def test_fragments_of_a_long_page_share_its_number(tmp_path):
+    text = "x" * (FRAGMENT_CHARS + 10) + "\fend"
+    pages = list(extract_pages(samples.make_text(tmp_path / "a.txt", text)))
+
+    assert [(page.number, len(page.text)) for page in pages] == [
+        (1, FRAGMENT_CHARS),
+        (1, 10),
+        (2, 3),
+    ]
+
+
+def test_bytes_the_first_mib_did_not_show_are_decoded_too(tmp_path):
+    # The first MiB reads as Windows-1252; much later come bytes that it leaves undefined.
+    path = tmp_path / "a.txt"
+    path.write_bytes("Café crème.\n".encode("cp1252") * 200_000 + b"Fin \x81\x8d\x8f\x90\x9d")
+
+    text = "".join(page.text for page in extract_pages(path))
+
+    assert text.startswith("Café crème.\nCafé crème.\n")
+    assert text.endswith("Fin \x81\x8d\x8f\x90\x9d")  # Latin-1: control characters
