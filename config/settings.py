@@ -155,7 +155,8 @@ REST_FRAMEWORK = {
     # JSON only, bounded (config/parsers.py); document uploads add multipart themselves.
     "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus error answers and the X-API-Key scheme (config/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handlers.domain_exception_handler",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_THROTTLE_RATES": {"task_submit": env.str("API_SUBMIT_RATE", default="120/min")},
@@ -174,6 +175,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Separate request and response components: an upload's file is binary going in, and
+    # read-only fields (ids, links) are not asked of clients.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # One name per set of choices: a task's status and a dead letter's final status are the
+    # same set, a document's status another (else drf-spectacular makes up "StatusB72Enum").
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "tasks_app.models.TaskStatus",
+        "DocumentStatusEnum": "documents.models.DocumentStatus",
+        "DeadLetterResolutionEnum": "tasks_app.models.DeadLetter.Resolution",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------

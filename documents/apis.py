@@ -5,7 +5,12 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
@@ -13,15 +18,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.parsers import BoundedJSONParser
+from config.schema import ErrorSerializer
 from documents import search, selectors, services
 from documents.errors import DocumentNotReady
 from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.processing import DocumentKind
 from documents.uploads import MaxSizeUploadHandler, UploadTooLarge
-from tasks_app.pagination import CheckedCursorPagination, filtered_page_response
+from tasks_app.pagination import (
+    CheckedCursorPagination,
+    NewestFirstPagination,
+    StrictPageSize,
+    filtered_page_response,
+)
 from tasks_app.throttling import SubmitRateThrottle
 
 
+@extend_schema_serializer(component_name="Document")
 class DocumentOutputSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     error = serializers.CharField(source="error_message")
@@ -95,26 +107,43 @@ class DocumentCollectionApi(APIView):
     parser_classes = [MultiPartParser, BoundedJSONParser]
     throttle_classes = [SubmitRateThrottle]
     throttle_scope = "task_submit"
+    # The list's filters and pages, named as DRF's generic views name them, so that the
+    # schema documents them; the queryset only tells it the model (rows come from selectors).
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DocumentFilter
+    pagination_class = NewestFirstPagination
+    queryset = Document.objects.none()
 
+    @extend_schema_serializer(component_name="DocumentUrl")
     class UrlInputSerializer(serializers.Serializer):
         url = serializers.CharField(max_length=2048)
 
+    @extend_schema_serializer(component_name="DocumentUpload")
     class UploadInputSerializer(serializers.Serializer):
         file = serializers.FileField(allow_empty_file=True)
 
-    @extend_schema(
-        parameters=[DocumentFilter], responses={200: DocumentOutputSerializer(many=True)}
-    )
+    @extend_schema(responses={200: DocumentOutputSerializer(many=True)})
     def get(self, request):
         return filtered_page_response(
             request=request,
             view=self,
             queryset=selectors.document_list_for_user(user=request.user),
-            filterset_class=DocumentFilter,
             serializer_class=DocumentOutputSerializer,
         )
 
-    @extend_schema(request=UploadInputSerializer, responses={202: DocumentOutputSerializer})
+    @extend_schema(
+        request={
+            "multipart/form-data": UploadInputSerializer,
+            "application/json": UrlInputSerializer,
+        },
+        responses={
+            202: DocumentOutputSerializer,
+            415: OpenApiResponse(
+                ErrorSerializer,
+                description="Not a format the service reads, or a media type it does not take.",
+            ),
+        },
+    )
     def post(self, request):
         limit = settings.DOCUMENTS_MAX_UPLOAD_BYTES
         # Must precede the first access to request.data, which parses the body.
@@ -152,7 +181,13 @@ class DocumentDetailApi(APIView):
 
 
 class DocumentReprocessApi(APIView):
-    @extend_schema(request=None, responses={202: DocumentOutputSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: DocumentOutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The document is still processed."),
+        },
+    )
     def post(self, request, document_id):
         document = services.document_reprocess(document=_document_or_404(request, document_id))
         return _render(request, document, status=status.HTTP_202_ACCEPTED)
@@ -161,7 +196,12 @@ class DocumentReprocessApi(APIView):
 class DocumentTextApi(APIView):
     """The extracted, normalized text, as text/plain (streamed from storage)."""
 
-    @extend_schema(responses={(200, "text/plain"): str})
+    @extend_schema(
+        responses={
+            (200, "text/plain"): str,
+            409: OpenApiResponse(ErrorSerializer, description="The document has no text yet."),
+        }
+    )
     def get(self, request, document_id):
         document = _document_or_404(request, document_id)
         if document.status != DocumentStatus.COMPLETED or not document.text_file:
@@ -172,6 +212,7 @@ class DocumentTextApi(APIView):
         )
 
 
+@extend_schema_serializer(component_name="DocumentChunk")
 class ChunkOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = DocumentChunk
@@ -180,32 +221,36 @@ class ChunkOutputSerializer(serializers.ModelSerializer):
 
 class ChunkPagination(CheckedCursorPagination):
     ordering = ("index",)
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 
 class DocumentChunksApi(APIView):
+    pagination_class = ChunkPagination
+
     @extend_schema(responses={200: ChunkOutputSerializer(many=True)})
     def get(self, request, document_id):
         document = _document_or_404(request, document_id)
-        paginator = ChunkPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             selectors.document_chunks(document=document), request, view=self
         )
         return paginator.get_paginated_response(ChunkOutputSerializer(page, many=True).data)
 
 
-class SearchPagination(PageNumberPagination):
-    page_size_query_param = "page_size"
+class SearchPagination(StrictPageSize, PageNumberPagination):
     max_page_size = 100
 
 
 class DocumentSearchApi(APIView):
     """The caller's chunks that match ``q``, with their document and a highlighted snippet."""
 
-    class InputSerializer(serializers.Serializer):
-        q = serializers.CharField(max_length=500)
+    pagination_class = SearchPagination
 
+    @extend_schema_serializer(component_name="SearchQuery")
+    class InputSerializer(serializers.Serializer):
+        q = serializers.CharField(max_length=500, help_text="Words or phrases")
+
+    @extend_schema_serializer(component_name="SearchHit")
     class OutputSerializer(serializers.Serializer):
         document = serializers.SerializerMethodField()
         chunk_index = serializers.IntegerField(source="index")
@@ -228,15 +273,12 @@ class DocumentSearchApi(APIView):
         def get_snippet(self, chunk) -> str:
             return search.snippet(chunk, self.context["query"])
 
-    @extend_schema(
-        parameters=[OpenApiParameter("q", str, required=True, description="Words or phrases")],
-        responses={200: OutputSerializer(many=True)},
-    )
+    @extend_schema(parameters=[InputSerializer], responses={200: OutputSerializer(many=True)})
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         query = params.validated_data["q"]
-        paginator = SearchPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             search.search_chunks(user=request.user, query=query), request, view=self
         )

@@ -19,8 +19,32 @@ from rest_framework.views import APIView
 
 from operations import metrics, prometheus
 
-WINDOW_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DEFAULT_WINDOW = timedelta(hours=24)
 MAX_WINDOW = timedelta(days=366)
+
+
+def _whole_numbers_up_to(limit: int) -> str:
+    """A regular expression for the whole numbers 1 to ``limit``, without leading zeros."""
+    digits = str(limit)
+    alternatives = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for position, digit in enumerate(digits):
+        lowest = 1 if position == 0 else 0
+        if int(digit) > lowest:
+            rest = len(digits) - position - 1
+            alternatives.append(f"{digits[:position]}[{lowest}-{int(digit) - 1}][0-9]{{{rest}}}")
+    alternatives.append(digits)
+    return "|".join(alternatives)
+
+
+# Every window from 1 second to MAX_WINDOW, and nothing else, as one expression: the field
+# checks with it and the schema publishes it, so a client knows the limits exactly.
+_WINDOW = "|".join(
+    f"(?:{_whole_numbers_up_to(int(MAX_WINDOW.total_seconds()) // seconds)}){unit}"
+    + ("?" if unit == "s" else "")
+    for unit, seconds in WINDOW_UNITS.items()
+)
+WINDOW_PATTERN = rf"^\s*(?:{_WINDOW})?\s*$"
 
 
 class WindowField(serializers.Field):
@@ -32,14 +56,13 @@ class WindowField(serializers.Field):
     }
 
     def to_internal_value(self, data) -> timedelta:
-        match = re.fullmatch(r"(\d{1,9})([smhdw]?)", str(data).strip())
+        text = str(data).strip()
+        if not text:  # as if not given, like an empty ?window=
+            return DEFAULT_WINDOW
+        match = re.fullmatch(f"(?:{_WINDOW})", text)
         if match is None:
-            self.fail("invalid")
-        # Checked as a number first: 999999999w is past what a timedelta can hold.
-        seconds = int(match[1]) * WINDOW_UNITS[match[2]]
-        if not 1 <= seconds <= MAX_WINDOW.total_seconds():
-            self.fail("range")
-        return timedelta(seconds=seconds)
+            self.fail("range" if re.fullmatch("[0-9]+[smhdw]?", text) else "invalid")
+        return timedelta(seconds=int(text.rstrip("smhdw")) * WINDOW_UNITS.get(text[-1], 1))
 
     def to_representation(self, value: timedelta) -> int:
         return int(value.total_seconds())
@@ -79,7 +102,7 @@ class TaskMetricsApi(APIView):
     """
 
     class InputSerializer(serializers.Serializer):
-        window = WindowField(required=False, default=timedelta(hours=24))
+        window = WindowField(required=False, default=DEFAULT_WINDOW)
 
     # Named for the schema: other views' nested serializers are "Output" too.
     @extend_schema_serializer(component_name="TaskMetrics")
@@ -118,7 +141,10 @@ class TaskMetricsApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "window", str, description="Seconds, or 15m, 24h, 7d, 2w. Default 24h."
+                "window",
+                str,
+                description="Seconds, or 15m, 24h, 7d, 2w: from 1 second to 366 days. Default 24h.",
+                pattern=WINDOW_PATTERN,
             )
         ],
         responses={200: OutputSerializer},

@@ -3,18 +3,32 @@
 import django_filters
 from django.http import Http404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.schema import ErrorSerializer
 from tasks_app import dead_letters, selectors
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
-from tasks_app.pagination import filtered_page_response
+from tasks_app.pagination import NewestFirstPagination, filtered_page_response
+
+ALREADY_RESOLVED = OpenApiResponse(
+    ErrorSerializer,
+    description="Already requeued or discarded (its status is in the body), or of a task "
+    "type that is not requeued from here.",
+)
 
 
+@extend_schema_serializer(component_name="DeadLetter")
 class DeadLetterOutputSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username")
     task = serializers.SerializerMethodField()
@@ -71,6 +85,16 @@ class DeadLetterFilter(django_filters.FilterSet):
         fields = ["resolution", "task_type", "owner"]
 
 
+class UUIDStringField(serializers.UUIDField):
+    """A UUID written as a string. DRF's own also takes a number (even ``false``) as the
+    UUID's integer value, which no client means."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 def _render(request, dead_letter) -> Response:
     return Response(DeadLetterOutputSerializer(dead_letter, context={"request": request}).data)
 
@@ -86,16 +110,19 @@ class DeadLetterListApi(APIView):
     """Dead letters, newest first; ?resolution=open|requeued|discarded, ?task_type=, ?owner=."""
 
     permission_classes = [IsAdminUser]
+    # Named as DRF's generic views name them, so that the schema documents the filters and
+    # pages; the queryset only tells it the model (rows come from the selector).
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DeadLetterFilter
+    pagination_class = NewestFirstPagination
+    queryset = DeadLetter.objects.none()
 
-    @extend_schema(
-        parameters=[DeadLetterFilter], responses={200: DeadLetterOutputSerializer(many=True)}
-    )
+    @extend_schema(responses={200: DeadLetterOutputSerializer(many=True)})
     def get(self, request):
         return filtered_page_response(
             request=request,
             view=self,
             queryset=selectors.dead_letter_list(),
-            filterset_class=DeadLetterFilter,
             serializer_class=DeadLetterOutputSerializer,
         )
 
@@ -115,7 +142,7 @@ class DeadLetterRequeueApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer})
+    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer, 409: ALREADY_RESOLVED})
     def post(self, request, dead_letter_id):
         dead_letter = dead_letters.dead_letter_requeue(
             dead_letter=_dead_letter_or_404(dead_letter_id), by=request.user
@@ -128,7 +155,7 @@ class DeadLetterDiscardApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer})
+    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer, 409: ALREADY_RESOLVED})
     def post(self, request, dead_letter_id):
         dead_letter = dead_letters.dead_letter_discard(
             dead_letter=_dead_letter_or_404(dead_letter_id), by=request.user
@@ -144,13 +171,28 @@ class DeadLetterBulkApi(APIView):
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema_serializer(component_name="DeadLetterBulkAction")
     class InputSerializer(serializers.Serializer):
         action = serializers.ChoiceField(choices=["requeue", "discard"])
         ids = serializers.ListField(
-            child=serializers.UUIDField(), min_length=1, max_length=500, allow_empty=False
+            child=UUIDStringField(), min_length=1, max_length=500, allow_empty=False
         )
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: inline_serializer(
+                "DeadLetterBulkResult",
+                {
+                    "results": serializers.DictField(
+                        child=serializers.CharField(),
+                        help_text="Per id: requeued, discarded, not found, already requeued, "
+                        "already discarded, or why it cannot be requeued.",
+                    )
+                },
+            )
+        },
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -10,22 +10,36 @@ import re
 import django_filters
 from django.http import Http404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.parsers import BoundedJSONParser
+from config.schema import ErrorSerializer
+from config.serializers import json_type_errors
 from tasks_app import selectors, services
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.pagination import filtered_page_response
+from tasks_app.pagination import NewestFirstPagination, filtered_page_response
 from tasks_app.registry import UnknownTaskType, all_task_types, get_task_type
 from tasks_app.throttling import SubmitRateThrottle
 
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+NOT_CANCELLABLE = OpenApiResponse(
+    ErrorSerializer, description="The task has finished; its status is in the body."
+)
 
 
+@extend_schema_serializer(component_name="Task")
 class TaskRecordOutputSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username")
     progress = serializers.DictField(read_only=True)
@@ -81,7 +95,14 @@ class TaskCollectionApi(APIView):
     parser_classes = [BoundedJSONParser]
     throttle_classes = [SubmitRateThrottle]
     throttle_scope = "task_submit"
+    # The list's filters and pages, named as DRF's generic views name them, so that the
+    # schema documents them; the queryset only tells it the model (rows come from selectors).
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = TaskFilter
+    pagination_class = NewestFirstPagination
+    queryset = TaskRecord.objects.none()
 
+    @extend_schema_serializer(component_name="TaskSubmission")
     class InputSerializer(serializers.Serializer):
         task_type = serializers.CharField(max_length=100)
         input = serializers.DictField(default=dict)
@@ -99,8 +120,15 @@ class TaskCollectionApi(APIView):
                 )
             return spec
 
+        def to_internal_value(self, data):
+            if errors := json_type_errors(self.fields, data):
+                raise serializers.ValidationError(errors)
+            return super().to_internal_value(data)
+
         def validate(self, attrs: dict) -> dict:
             type_input = attrs["task_type"].input_serializer(data=attrs["input"])
+            if errors := json_type_errors(type_input.fields, attrs["input"]):
+                raise serializers.ValidationError({"input": errors})
             if not type_input.is_valid():
                 raise serializers.ValidationError({"input": type_input.errors})
             # DRF's FloatField turns the strings "NaN" and "Infinity" into floats, and NaN
@@ -115,27 +143,38 @@ class TaskCollectionApi(APIView):
             attrs["input"] = type_input.validated_data
             return attrs
 
-    @extend_schema(parameters=[TaskFilter], responses={200: TaskRecordOutputSerializer(many=True)})
+    @extend_schema(responses={200: TaskRecordOutputSerializer(many=True)})
     def get(self, request):
         return filtered_page_response(
             request=request,
             view=self,
             queryset=selectors.task_list_for_user(user=request.user),
-            filterset_class=TaskFilter,
             serializer_class=TaskRecordOutputSerializer,
         )
 
     @extend_schema(
-        request=InputSerializer,
+        request=PolymorphicProxySerializer(
+            component_name="TaskSubmission",
+            serializers=lambda: _submission_per_task_type(),
+            resource_type_field_name="task_type",
+        ),
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Repeat a submission safely: the same key returns the first task.",
+                description="Repeat a submission safely: the same key returns the first task. "
+                "At most 255 characters, no control characters.",
+                pattern=r"^[^\x00-\x1f\x7f]{0,255}$",
             )
         ],
-        responses={202: TaskRecordOutputSerializer},
+        responses={
+            202: TaskRecordOutputSerializer,
+            422: OpenApiResponse(
+                ErrorSerializer,
+                description="The Idempotency-Key was used before for a different submission.",
+            ),
+        },
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -156,6 +195,27 @@ class TaskCollectionApi(APIView):
         data = TaskRecordOutputSerializer(record, context={"request": request}).data
         headers["Location"] = data["links"]["self"]
         return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+def _submission_per_task_type() -> dict[str, serializers.Serializer]:
+    """For the schema: one submission shape per public task type, with that type's own
+    input, told apart by ``task_type``. InputSerializer checks the same at run time."""
+    shapes = {}
+    for spec in all_task_types(public_only=True):
+        type_input = spec.input_serializer()
+        name = "".join(part.title() for part in re.split(r"[._]", spec.name))
+        shapes[spec.name] = inline_serializer(
+            f"{name}Submission",
+            {
+                "task_type": serializers.ChoiceField(choices=[spec.name]),
+                # Optional where every input field is: the input then defaults to {}.
+                "input": spec.input_serializer(
+                    required=any(field.required for field in type_input.fields.values())
+                ),
+                "priority": serializers.IntegerField(min_value=0, max_value=9, required=False),
+            },
+        )
+    return shapes
 
 
 def _idempotency_key(request) -> str:
@@ -187,7 +247,7 @@ class TaskDetailApi(APIView):
         record = _get_visible_task_or_404(request, task_id)
         return Response(TaskRecordOutputSerializer(record, context={"request": request}).data)
 
-    @extend_schema(responses={200: TaskRecordOutputSerializer})
+    @extend_schema(responses={200: TaskRecordOutputSerializer, 409: NOT_CANCELLABLE})
     def delete(self, request, task_id):
         return _cancel(request, task_id)
 
@@ -195,7 +255,7 @@ class TaskDetailApi(APIView):
 class TaskCancelApi(APIView):
     """POST cancels a task that has not finished yet; cancelling twice is harmless."""
 
-    @extend_schema(request=None, responses={200: TaskRecordOutputSerializer})
+    @extend_schema(request=None, responses={200: TaskRecordOutputSerializer, 409: NOT_CANCELLABLE})
     def post(self, request, task_id):
         return _cancel(request, task_id)
 
@@ -208,6 +268,7 @@ def _cancel(request, task_id) -> Response:
 class TaskTypeListApi(APIView):
     """What can be submitted: each task type with its queue, limits and input fields."""
 
+    @extend_schema_serializer(component_name="TaskType")
     class OutputSerializer(serializers.Serializer):
         name = serializers.CharField()
         description = serializers.CharField()

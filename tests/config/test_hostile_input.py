@@ -239,3 +239,53 @@ def test_odd_list_parameters_are_answered_in_json(api, query):
 
     assert response.status_code in (200, 400, 404)
     assert response["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("page_size", ["abc", "0", "-5", "null", "9" * 5000])
+def test_a_page_size_that_is_not_a_whole_number_from_1_up_is_400(api, page_size):
+    response = api.get(TASKS, {"page_size": page_size})
+
+    assert response.status_code == 400
+    assert response.json() == {"page_size": ["Give a whole number from 1 up."]}
+
+
+def test_a_page_size_past_the_maximum_gives_the_maximum(api, user):
+    TaskRecordFactory(owner=user)
+
+    assert api.get(TASKS, {"page_size": "100000"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("input_json", "field"),
+    [
+        ('{"seconds": false}', "seconds"),
+        ('{"seconds": "1.5"}', "seconds"),
+        ('{"seconds": 1, "steps": "3"}', "steps"),
+        ('{"seconds": 1, "steps": true}', "steps"),
+    ],
+)
+def test_task_input_of_the_wrong_json_type_is_400(api, input_json, field):
+    response = post_json(api, TASKS, submission(input_json))
+
+    assert response.status_code == 400
+    assert field in response.json()["input"]
+    assert not TaskRecord.objects.exists()
+
+
+def test_a_priority_given_as_a_string_is_400(api):
+    body = '{"task_type": "diagnostics.sleep", "input": {"seconds": 1}, "priority": "5"}'
+
+    response = post_json(api, TASKS, body)
+
+    assert response.status_code == 400
+    assert "priority" in response.json()
+
+
+@pytest.mark.parametrize("bad_id", ["false", "0", "12345"])
+def test_a_dead_letter_id_that_is_not_a_uuid_string_is_400(staff_user, bad_id):
+    body = '{"action": "discard", "ids": [' + bad_id + "]}"
+
+    response = post_json(client_for(staff_user), "/api/v1/dead-letters/bulk/", body)
+
+    assert response.status_code == 400
+    assert "ids" in response.json()
