@@ -8,6 +8,7 @@ from rest_framework.views import exception_handler
 from documents.errors import DocumentBusy, DocumentNotReady
 from documents.processing import EmptyDocument, UnsupportedDocument, UrlNotAllowed
 from tasks_app.errors import (
+    ActiveTaskLimitReached,
     DeadLetterNotRequeueable,
     DeadLetterResolved,
     IdempotencyKeyReused,
@@ -20,6 +21,7 @@ _STATUS_CODES: list[tuple[type[Exception], int]] = [
     (DeadLetterResolved, status.HTTP_409_CONFLICT),
     (DeadLetterNotRequeueable, status.HTTP_409_CONFLICT),
     (IdempotencyKeyReused, status.HTTP_422_UNPROCESSABLE_ENTITY),
+    (ActiveTaskLimitReached, status.HTTP_429_TOO_MANY_REQUESTS),
     (DocumentBusy, status.HTTP_409_CONFLICT),
     (DocumentNotReady, status.HTTP_409_CONFLICT),
     (UnsupportedDocument, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
@@ -41,6 +43,8 @@ def domain_exception_handler(exc, context):
             response = exception_handler(_DomainError(str(exc), status_code), context)
             if hasattr(exc, "status"):
                 response.data["status"] = exc.status
+            if hasattr(exc, "limit"):
+                response.data["limit"] = exc.limit
             return response
     return exception_handler(exc, context)
 

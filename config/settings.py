@@ -302,6 +302,11 @@ TASKS_REDISPATCH_AFTER_SECONDS = env.float("TASKS_REDISPATCH_AFTER_SECONDS", def
 # A repeated Idempotency-Key returns the first task for this long.
 TASKS_IDEMPOTENCY_TTL_SECONDS = env.int("TASKS_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 TASKS_DEAD_LETTER_RETENTION_DAYS = env.int("TASKS_DEAD_LETTER_RETENTION_DAYS", default=30)
+# Fair use (tasks_app/admission.py; per-user overrides in the admin, "Task quotas"): past
+# MAX_ACTIVE unfinished tasks a submit answers 429; past MAX_RUNNING queued or running ones,
+# new tasks wait in the database, without a broker message, for one of the user's to finish.
+TASKS_MAX_ACTIVE_PER_USER = env.int("TASKS_MAX_ACTIVE_PER_USER", default=1000)
+TASKS_MAX_RUNNING_PER_USER = env.int("TASKS_MAX_RUNNING_PER_USER", default=4)
 
 # --- Documents --------------------------------------------------------------------------
 

@@ -157,8 +157,8 @@ def orphan_files_cleanup(*, now: datetime | None = None) -> dict:
 
 
 def stuck_tasks_recover() -> dict:
-    """Redeliver the tasks of dead workers and send again the messages the broker lost."""
-    return {**recovery.tasks_recover_stale(), **recovery.tasks_redispatch_lost()}
+    """Redeliver dead workers' tasks, resend messages the broker lost, admit waiting tasks."""
+    return recovery.tasks_reconcile()
 
 
 # --- Helpers ----------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from tasks_app import dead_letters, services, tokens
+from tasks_app import admission, dead_letters, services, tokens
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved, TaskNotCancellable
-from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskRecord, UserToken
+from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskQuota, TaskRecord, UserToken
 
 
 @admin.register(TaskRecord)
@@ -257,3 +257,17 @@ class PoolStallAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(TaskQuota)
+class TaskQuotaAdmin(admin.ModelAdmin):
+    """Per-user limits instead of TASKS_MAX_ACTIVE_PER_USER / TASKS_MAX_RUNNING_PER_USER."""
+
+    list_display = ["user", "max_active", "max_running"]
+    search_fields = ["user__username"]
+    autocomplete_fields = ["user"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # A raised running limit frees slots now, not at the next reconciliation.
+        admission.tasks_admit_waiting(owner_id=obj.user_id)

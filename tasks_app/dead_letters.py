@@ -43,6 +43,7 @@ def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
         task_type=task_type,
         input_data=original.input,
         priority=original.priority,
+        enforce_active_limit=False,  # staff asked for it; it still waits for a free slot
     )
     record.requeued_from = original
     record.save(update_fields=["requeued_from"])

@@ -19,6 +19,17 @@ class TaskNotCancellable(TaskError):
         )
 
 
+class ActiveTaskLimitReached(TaskError):
+    """The owner already has as many unfinished tasks as they may (TASKS_MAX_ACTIVE_PER_USER)."""
+
+    def __init__(self, *, limit: int):
+        self.limit = limit
+        super().__init__(
+            f"You already have {limit} unfinished tasks, the most allowed at once "
+            "(TASKS_MAX_ACTIVE_PER_USER); submit more once some have finished, or cancel some."
+        )
+
+
 class IdempotencyKeyReused(TaskError):
     """An Idempotency-Key came back with a different submission than the first time."""
 

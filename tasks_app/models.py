@@ -3,7 +3,7 @@ import uuid
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -11,6 +11,9 @@ from django.utils import timezone
 class TaskStatus(models.TextChoices):
     """Where a task record is in its life. The allowed moves are in ``TRANSITIONS``.
 
+    waiting    committed, but its owner already has TASKS_MAX_RUNNING_PER_USER tasks queued,
+               running or retrying: it has no broker message until one of those finishes
+               (tasks_app/admission.py), so one user's backlog cannot fill every worker.
     queued     committed and handed (or about to be handed) to the broker; nobody runs it yet.
                A running task whose worker died comes back here to be delivered again.
     running    a worker claimed it and runs the body, and heartbeats while it does.
@@ -21,6 +24,7 @@ class TaskStatus(models.TextChoices):
     timed_out  it ran past its time limit and was stopped.                 (final)
     """
 
+    WAITING = "waiting", "Waiting"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     RETRYING = "retrying", "Retrying"
@@ -33,6 +37,8 @@ class TaskStatus(models.TextChoices):
 # The one state machine: from each status, where a record may go next. Every write of
 # ``status`` is a conditional update built from this table (TaskRecordQuerySet.transition).
 TRANSITIONS: dict[str, frozenset[str]] = {
+    # Admitted to a slot of its owner's (queued); or cancelled, or failed, before that.
+    TaskStatus.WAITING: frozenset({TaskStatus.QUEUED, TaskStatus.CANCELLED, TaskStatus.FAILED}),
     TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
     TaskStatus.RUNNING: frozenset(
         {
@@ -53,6 +59,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 FINAL_STATUSES = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
 ACTIVE_STATUSES = frozenset(TaskStatus.values) - FINAL_STATUSES
+# Active records that hold a broker message (or a worker): the ones a user's running limit counts.
+DISPATCHED_STATUSES = ACTIVE_STATUSES - {TaskStatus.WAITING}
 
 
 def statuses_leading_to(target: str) -> list[str]:
@@ -188,6 +196,33 @@ class TaskRecord(models.Model):
         if not self.progress_total:
             return None
         return round(min(100.0, 100.0 * self.progress_current / self.progress_total), 1)
+
+
+class TaskQuota(models.Model):
+    """One user's own limits, where the defaults (TASKS_MAX_*_PER_USER) do not fit. Set by staff."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="task_quota",
+    )
+    max_active = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Unfinished tasks (waiting, queued, running, retrying) past which a submit "
+        "answers 429. Empty: TASKS_MAX_ACTIVE_PER_USER.",
+    )
+    max_running = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Tasks queued, running or retrying at once; the rest wait without a broker "
+        "message. Empty: TASKS_MAX_RUNNING_PER_USER.",
+    )
+
+    def __str__(self) -> str:
+        return f"task quota of {self.user}"
 
 
 class ApiKey(models.Model):

@@ -4,6 +4,10 @@
   to the queue (or, after too many lost workers, failed with the reason "worker lost").
 - ``tasks_redispatch_lost``: a task whose broker message never left (broker down at
   submit) or is gone (broker restarted without its data) is sent again.
+- ``admission.tasks_admit_all_waiting``: waiting tasks whose owner has free slots are
+  admitted (the finish that freed the slot may have died before admitting them).
+
+``tasks_reconcile`` runs them all.
 
 A redundant message is harmless: the claim lets only one delivery run a task.
 """
@@ -18,7 +22,7 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
 
-from tasks_app import services
+from tasks_app import admission, services
 from tasks_app.models import TaskRecord, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -26,6 +30,15 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 # Between commit and the on-commit dispatch a healthy row has no message yet for a moment.
 UNDISPATCHED_GRACE = timedelta(seconds=5)
+
+
+def tasks_reconcile(*, now=None) -> dict[str, int]:
+    """Every repair, in order: beat runs it (through operations), and so does worker start-up."""
+    return {
+        **tasks_recover_stale(now=now),
+        **tasks_redispatch_lost(now=now),
+        **admission.tasks_admit_all_waiting(),
+    }
 
 
 def tasks_recover_stale(*, now=None) -> dict[str, int]:

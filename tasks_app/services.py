@@ -13,15 +13,15 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
+from tasks_app import admission
+from tasks_app.dispatch import task_dispatch
 from tasks_app.errors import IdempotencyKeyReused, TaskNotCancellable
 from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskRecord, TaskStatus
 from tasks_app.registry import TaskType, UnknownTaskType, get_task_type
@@ -33,27 +33,41 @@ DEAD_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
 
 
 @transaction.atomic
+@transaction.atomic
 def task_submit(
     *,
     owner: AbstractBaseUser,
     task_type: TaskType,
     input_data: dict[str, Any],
     priority: int | None = None,
+    enforce_active_limit: bool = True,
 ) -> TaskRecord:
     """Record a job for ``owner`` and queue it once the record is committed.
 
     ``input_data`` must already be validated by ``task_type.input_serializer``. The
     broker message is sent after commit, so a worker never sees an id without a row.
+    Past the owner's running limit the record waits, without a message, for a free slot
+    (admission.py); past their active limit it raises ``ActiveTaskLimitReached``, unless
+    ``enforce_active_limit`` is off (staff requeueing a dead letter).
     """
+    status = admission.initial_status(owner_id=owner.pk, enforce_active_limit=enforce_active_limit)
     record = TaskRecord.objects.create(
         owner=owner,
         task_type=task_type.name,
         queue=task_type.queue,
         priority=task_type.priority if priority is None else priority,
         input=input_data,
+        status=status,
     )
-    transaction.on_commit(partial(task_dispatch, task_id=record.pk))
-    logger.info("task submitted id=%s type=%s owner=%s", record.pk, record.task_type, owner.pk)
+    if status == TaskStatus.QUEUED:
+        transaction.on_commit(partial(task_dispatch, task_id=record.pk))
+    logger.info(
+        "task submitted id=%s type=%s owner=%s status=%s",
+        record.pk,
+        record.task_type,
+        owner.pk,
+        status,
+    )
     return record
 
 
@@ -101,36 +115,6 @@ def _fingerprint(*, task_type: TaskType, input_data: dict, priority: int | None)
     submission = {"task_type": task_type.name, "input": input_data, "priority": priority}
     encoded = json.dumps(submission, sort_keys=True, cls=DjangoJSONEncoder)
     return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-def task_dispatch(*, task_id, statuses=(TaskStatus.QUEUED,)) -> bool:
-    """Send the broker message of a waiting record. False when the broker is unreachable.
-
-    The record stays waiting either way: a broker outage delays a task, never loses it
-    (``recovery.tasks_redispatch_lost`` sends it again).
-    """
-    record = TaskRecord.objects.filter(pk=task_id, status__in=statuses).first()
-    if record is None:
-        return False
-    try:
-        current_app.send_task(
-            record.task_type,
-            args=[str(record.pk)],
-            task_id=str(record.pk),
-            queue=record.queue,
-            # Brokers serve priority 0 first; our API says 9 is the most urgent.
-            priority=9 - record.priority,
-        )
-    except BrokerError:
-        logger.warning(
-            "task dispatch failed, broker unreachable id=%s type=%s",
-            record.pk,
-            record.task_type,
-            exc_info=True,
-        )
-        return False
-    TaskRecord.objects.filter(pk=record.pk).update(dispatched_at=timezone.now())
-    return True
 
 
 def task_cancel(*, record: TaskRecord) -> TaskRecord:
@@ -297,6 +281,8 @@ def _finish(*, task_id, to: str, only_if: Q | None = None, **fields) -> bool:
     ):
         return False
     record = TaskRecord.objects.get(pk=task_id)
+    # Its slot is free (if it held one): the owner's next waiting task may go.
+    transaction.on_commit(partial(admission.tasks_admit_waiting, owner_id=record.owner_id))
     if to in DEAD_STATUSES:
         _record_dead_letter(record)
     try:

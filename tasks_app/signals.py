@@ -76,7 +76,7 @@ def freeze_startup_objects(**kwargs) -> None:
 def reconcile_on_worker_start(**kwargs) -> None:
     """A starting worker repairs what a crash left (the beat job does so every minute too)."""
     try:
-        counts = {**recovery.tasks_recover_stale(), **recovery.tasks_redispatch_lost()}
+        counts = recovery.tasks_reconcile()
         logger.info("reconciled at worker start-up %s", counts)
     except Exception:
         logger.exception("reconciliation at worker start-up failed")

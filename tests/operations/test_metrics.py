@@ -70,6 +70,7 @@ def test_staff_see_every_owners_tasks_of_the_last_24_hours(staff_user, mix):
     assert body["scope"] == "all"
     assert body["total"] == 10
     assert body["by_status"] == {
+        "waiting": 0,
         "queued": 1,
         "running": 0,
         "retrying": 0,

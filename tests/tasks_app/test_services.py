@@ -1,6 +1,6 @@
 import pytest
 
-from tasks_app import services
+from tasks_app import admission, services
 from tasks_app.errors import TaskNotCancellable
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.registry import get_task_type
@@ -91,7 +91,9 @@ def test_cancel_of_an_unfinished_task_cancels_it(status, django_capture_on_commi
 
     assert cancelled.status == TaskStatus.CANCELLED
     assert cancelled.cancel_requested_at is not None and cancelled.finished_at is not None
-    assert callbacks == []  # no revoke: the record is the cancel; the task's watch sees it
+    # No revoke: the record is the cancel, and the task's watch sees it. What runs after
+    # commit is the admission of the owner's next waiting task into the freed slot.
+    assert [callback.func for callback in callbacks] == [admission.tasks_admit_waiting]
 
 
 def test_cancel_twice_is_harmless(django_capture_on_commit_callbacks):
