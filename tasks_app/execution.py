@@ -18,7 +18,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.db import transaction
 
-from tasks_app import services
+from tasks_app import selectors, services
 from tasks_app.errors import TaskCancelled
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.registry import TaskType
@@ -115,6 +115,13 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         logger.info("task stopped after cancel %s", log_context)
         _store_revoked(celery_task, task_id)
     except Exception as error:
+        # Raised after this attempt was cancelled, the error is the cancel's doing, not a
+        # failure: a library that catches broadly (pypdf has ``except Exception``) turned the
+        # TaskCancelled that the watch raised into an error of its own, or the body found its
+        # work taken away (a document cancelled just as it started).
+        if selectors.task_was_cancelled(task_id=task_id, attempt=attempt):
+            logger.info("task stopped after cancel %s: %s", log_context, type(error).__name__)
+            _store_revoked(celery_task, task_id)
         retries_done = celery_task.request.retries
         error_fields = {
             "error_type": type(error).__name__,

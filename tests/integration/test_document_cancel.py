@@ -1,0 +1,129 @@
+"""Cancelling a document while a real worker processes it: an INFO line, not an error.
+
+A cancel is what the user asked for. The worker logs that the task stopped, Celery's
+result row says REVOKED, and nothing in the worker's log looks like a failure, even when
+the body ends with an error of its own after the cancel (a parser that caught the cancel
+and raised its own error, as pypdf's broad ``except Exception`` blocks can).
+"""
+
+import time
+import uuid
+
+import pytest
+from celery import current_app
+from celery.states import READY_STATES
+from django_celery_results.models import TaskResult
+
+from tasks_app.models import TaskRecord
+from tests.conftest import client_for
+from tests.documents import samples
+from tests.factories import UserFactory
+from tests.integration.conftest import WorkerProcess
+from tests.integration.test_documents import DOCUMENTS, poll_document, upload
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(condition, *, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
+    return value
+
+
+def test_cancel_while_processing_ends_cancelled_and_revoked_without_an_error_logged(
+    live, celery_worker, tmp_path
+):
+    path = tmp_path / "long.pdf"
+    samples.make_pdf(path, [f"Page {n} " + "filler words " * 200 for n in range(800)])
+    log_before = len(celery_worker.log())
+    document = upload(live, path)
+    task_id = document["task"]["id"]
+    wait_for(
+        lambda: live.get(f"{DOCUMENTS}{document['id']}/").json()["progress"]["current"] >= 1,
+        timeout=30,
+        message="processing did not start",
+    )
+
+    response = live.post(f"/api/v1/tasks/{task_id}/cancel/")
+
+    assert response.status_code == 200, response.content
+    final = poll_document(live, document["id"])[-1]
+    assert (final["status"], final["task"]["status"]) == ("cancelled", "cancelled")
+    # The record is cancelled at once; the worker stores Celery's outcome when it stops.
+    result = wait_for(
+        lambda: TaskResult.objects.filter(task_id=task_id, status__in=READY_STATES).first(),
+        timeout=15,
+        message="no final Celery result row",
+    )
+    assert result.status == "REVOKED"
+    wait_for(
+        lambda: f"Task documents.process[{task_id}] ignored" in celery_worker.log(),
+        timeout=15,
+        message="the worker did not finish with the task",
+    )
+    log = celery_worker.log()[log_before:]
+    assert f"task stopped after cancel id={task_id}" in log
+    assert "ERROR" not in log and "Traceback" not in log, log
+
+
+@pytest.fixture
+def slow_watch_worker(transactional_db, tmp_path, request):
+    """A worker on a queue of its own whose watch looks at its tasks' records only every
+    minute: a cancelled body runs on and ends however it ends, as one does whose library
+    swallowed the interrupt."""
+    queue = f"cancel-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(
+        log_path=tmp_path / "worker.log",
+        concurrency=1,
+        queues=[queue],
+        extra_env={"TASKS_CANCEL_CHECK_SECONDS": "60", "TASKS_HEARTBEAT_SECONDS": "60"},
+    )
+    worker.wait_until_ready()
+    yield worker, queue
+    worker.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("---- worker log (tail) ----\n" + worker.log()[-6000:])
+
+
+def test_an_error_raised_after_the_cancel_is_logged_as_the_cancel_not_a_failure(
+    slow_watch_worker,
+):
+    worker, queue = slow_watch_worker
+    owner = UserFactory(username=f"cancel-{uuid.uuid4().hex[:6]}")
+    api = client_for(owner)
+    # Created without task_submit, whose dispatch would reach the shared queues: its one
+    # message goes to the queue only this worker reads.
+    record = TaskRecord.objects.create(
+        owner=owner,
+        task_type="diagnostics.fail",
+        queue=queue,
+        priority=5,
+        input={"message": "the body's own error, after the cancel", "after_seconds": 4},
+    )
+    task_id = str(record.pk)
+    current_app.send_task("diagnostics.fail", args=[task_id], task_id=task_id, queue=queue)
+    # Past its last progress report: from here on only the watch could see the cancel.
+    wait_for(
+        lambda: (
+            api.get(f"/api/v1/tasks/{task_id}/").json()["progress"]["message"]
+            == "waiting before failing"
+        ),
+        timeout=30,
+        message="the task did not start",
+    )
+
+    assert api.post(f"/api/v1/tasks/{task_id}/cancel/").status_code == 200
+
+    result = wait_for(
+        lambda: TaskResult.objects.filter(task_id=task_id, status__in=READY_STATES).first(),
+        timeout=30,
+        message="no final Celery result row",
+    )
+    assert result.status == "REVOKED"
+    assert api.get(f"/api/v1/tasks/{task_id}/").json()["status"] == "cancelled"
+    log = worker.log()
+    assert f"task stopped after cancel id={task_id}" in log
+    assert "ERROR" not in log and "Traceback" not in log and "task failed" not in log, log
