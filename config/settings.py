@@ -248,7 +248,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 # Schedules live in the database, editable in admin; operations/schedules.py defines them
-# and `manage.py install_schedules` installs them (bin/serve runs it).
+# and `manage.py migrate` installs the missing ones (migration operations/0002).
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Celery's consumer, made to survive a Redis restart while it holds messages (config/worker.py).
 CELERY_WORKER_CONSUMER = "config.worker:Consumer"

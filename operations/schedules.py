@@ -1,20 +1,27 @@
 """The periodic tasks beat runs, and the service that installs them in the database.
 
 django-celery-beat's DatabaseScheduler runs whatever PeriodicTask rows exist; staff edit
-them in the admin. ``schedules_install`` (the ``install_schedules`` command, run by
-bin/serve after migrate) creates the missing rows and leaves existing ones alone, so an
-admin's edit survives deploys and restarts. Nothing is in CELERY_BEAT_SCHEDULE: beat would
-write that over the rows at every start.
+them in the admin. ``schedules_install`` creates the missing rows and leaves existing ones
+alone, so an admin's edit survives deploys and restarts. ``manage.py migrate`` runs it
+(migration operations/0002), so a deployment that migrates and starts beat has them; the
+``install_schedules`` command runs it too, and with ``--reset`` restores edited rows.
+Nothing is in CELERY_BEAT_SCHEDULE: beat would write that over the rows at every start.
+
+A schedule added to ``schedules_defined`` later needs a migration that runs
+``schedules_install`` again (like 0002), so that ``migrate`` installs it everywhere.
 """
 
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.apps import apps as project_apps
+from django.apps.registry import Apps
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django.db.models import Model, QuerySet
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 logger = logging.getLogger(__name__)
 
@@ -106,19 +113,44 @@ def schedules_defined() -> list[Schedule]:
     ]
 
 
+@dataclass(frozen=True)
+class _BeatModels:
+    """django-celery-beat's models, from the project or from a migration's historical state."""
+
+    periodic_task: type[Model]
+    interval: type[Model]
+    crontab: type[Model]
+    changes: type[Model]
+
+    @classmethod
+    def of(cls, apps: Apps) -> "_BeatModels":
+        def model(name: str) -> type[Model]:
+            return apps.get_model("django_celery_beat", name)
+
+        return cls(
+            model("PeriodicTask"),
+            model("IntervalSchedule"),
+            model("CrontabSchedule"),
+            model("PeriodicTasks"),
+        )
+
+
 @transaction.atomic
-def schedules_install(*, reset: bool = False) -> dict[str, int]:
+def schedules_install(*, reset: bool = False, apps: Apps = project_apps) -> dict[str, int]:
     """Create the missing periodic tasks; with ``reset``, also restore edited ones.
 
-    Without ``reset`` an existing row is kept as it is, whatever an admin changed.
+    Without ``reset`` an existing row is kept as it is, whatever an admin changed (a deleted
+    row is created again: disable a schedule to stop it). ``apps`` is the registry to take
+    the models from: a data migration passes its historical one.
     Returns how many were created, kept and updated (reset to their definition).
     """
+    models = _BeatModels.of(apps)
     counts = {"created": 0, "kept": 0, "updated": 0}
     for schedule in schedules_defined():
-        wanted = _periodic_task_fields(schedule)
-        existing = PeriodicTask.objects.filter(name=schedule.name).first()
+        wanted = _periodic_task_fields(schedule, models=models)
+        existing = models.periodic_task.objects.filter(name=schedule.name).first()
         if existing is None:
-            PeriodicTask.objects.create(name=schedule.name, **wanted)
+            models.periodic_task.objects.create(name=schedule.name, **wanted)
             action = "created"
         elif not reset or all(getattr(existing, key) == value for key, value in wanted.items()):
             action = "kept"
@@ -130,6 +162,10 @@ def schedules_install(*, reset: bool = False) -> dict[str, int]:
         counts[action] += 1
         level = logging.DEBUG if action == "kept" else logging.INFO
         logger.log(level, "schedule %s name=%s task=%s", action, schedule.name, schedule.task)
+    if counts["created"] or counts["updated"]:
+        # A running beat reloads its schedule when this changes. The project's models say so
+        # by signal; historical ones (a migration) send none.
+        models.changes.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
     return counts
 
 
@@ -139,12 +175,12 @@ def schedules_installed() -> QuerySet[PeriodicTask]:
     return PeriodicTask.objects.filter(name__in=names).select_related("interval", "crontab")
 
 
-def _periodic_task_fields(schedule: Schedule) -> dict:
+def _periodic_task_fields(schedule: Schedule, *, models: _BeatModels) -> dict:
     # Every field a reset restores; the others (last run, run count) are beat's.
     return {
         "task": schedule.task,
-        "interval": _interval(schedule.every) if schedule.every else None,
-        "crontab": _crontab(**schedule.crontab) if schedule.crontab else None,
+        "interval": _interval(schedule.every, models=models) if schedule.every else None,
+        "crontab": _crontab(**schedule.crontab, models=models) if schedule.crontab else None,
         "solar": None,
         "clocked": None,
         "args": "[]",
@@ -163,19 +199,22 @@ def _periodic_task_fields(schedule: Schedule) -> dict:
     }
 
 
-def _interval(every: timedelta) -> IntervalSchedule:
+def _interval(every: timedelta, *, models: _BeatModels) -> Model:
     seconds = max(1, round(every.total_seconds()))
+    # The project's constants: historical models have the fields, not the class attributes.
     period, count = IntervalSchedule.SECONDS, seconds
     for unit, unit_seconds in ((IntervalSchedule.HOURS, 3600), (IntervalSchedule.MINUTES, 60)):
         if seconds % unit_seconds == 0:
             period, count = unit, seconds // unit_seconds
             break
     # Not get_or_create: nothing keeps an admin from adding a duplicate row.
-    interval = IntervalSchedule.objects.filter(every=count, period=period).order_by("pk").first()
-    return interval or IntervalSchedule.objects.create(every=count, period=period)
+    intervals = models.interval.objects.filter(every=count, period=period)
+    return intervals.order_by("pk").first() or models.interval.objects.create(
+        every=count, period=period
+    )
 
 
-def _crontab(*, minute: str, hour: str) -> CrontabSchedule:
+def _crontab(*, minute: str, hour: str, models: _BeatModels) -> Model:
     spec = {
         "minute": minute,
         "hour": hour,
@@ -184,5 +223,5 @@ def _crontab(*, minute: str, hour: str) -> CrontabSchedule:
         "month_of_year": "*",
         "timezone": settings.CELERY_TIMEZONE,
     }
-    crontab = CrontabSchedule.objects.filter(**spec).order_by("pk").first()
-    return crontab or CrontabSchedule.objects.create(**spec)
+    crontab = models.crontab.objects.filter(**spec).order_by("pk").first()
+    return crontab or models.crontab.objects.create(**spec)

@@ -3,7 +3,9 @@ from io import StringIO
 import pytest
 from celery import schedules
 from django.core.management import call_command
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from config.celery import app as celery_app
@@ -26,11 +28,15 @@ def schedule_of(name: str) -> PeriodicTask:
     return PeriodicTask.objects.select_related("interval", "crontab").get(name=name)
 
 
-def test_install_creates_every_schedule_with_its_timing_and_expiry():
-    counts = schedules_install()
+@pytest.fixture
+def no_schedules():
+    """A database without the schedules (migrate installed them; an admin deleted them)."""
+    PeriodicTask.objects.all().delete()
 
-    assert counts == {"created": len(NAMES), "kept": 0, "updated": 0}
-    assert set(PeriodicTask.objects.values_list("name", flat=True)) == NAMES
+
+def test_migrate_installed_every_schedule_with_its_timing_and_expiry():
+    # Nothing installed them in this test: pytest-django ran migrate for the test database.
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) >= NAMES
     reconcile = schedule_of("tasks-reconcile")
     assert (reconcile.task, reconcile.interval.every, reconcile.interval.period) == (
         "tasks_app.reconcile",
@@ -45,9 +51,38 @@ def test_install_creates_every_schedule_with_its_timing_and_expiry():
     assert str(retention.crontab.timezone) == "UTC"
     assert schedule_of("operations-health-snapshot").task == "operations.record_health_snapshot"
     assert schedule_of("tasks-prune-dead-letters").crontab.hour == "3"
+    assert not schedule_of("celery.backend_cleanup").enabled
 
 
-def test_installing_twice_creates_nothing_the_second_time():
+def test_install_creates_the_missing_schedules_and_keeps_the_others():
+    PeriodicTask.objects.filter(name__in=["tasks-reconcile", "celery.backend_cleanup"]).delete()
+
+    counts = schedules_install()
+
+    assert counts == {"created": 2, "kept": len(NAMES) - 2, "updated": 0}
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) == NAMES
+    assert str(schedule_of("tasks-reconcile").interval) == "every minute"
+
+
+def test_the_migration_installs_with_its_historical_models_and_keeps_admin_edits():
+    executor = MigrationExecutor(connection)
+    state = executor.loader.project_state(("operations", "0002_install_schedules"))
+    install = executor.loader.get_migration("operations", "0002_install_schedules")
+    run_python = install.operations[0]
+    PeriodicTask.objects.filter(name="operations-health-snapshot").delete()
+    reconcile = schedule_of("tasks-reconcile")
+    reconcile.interval = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    reconcile.save()
+    changed_before = PeriodicTasks.last_change()
+
+    run_python.code(state.apps, None)  # what migrate runs, as it runs it
+
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) == NAMES
+    assert str(schedule_of("tasks-reconcile").interval) == "every 5 minutes"
+    assert PeriodicTasks.last_change() > changed_before  # a running beat reloads
+
+
+def test_installing_twice_creates_nothing_the_second_time(no_schedules):
     schedules_install()
     rows = (
         PeriodicTask.objects.count(),
@@ -86,7 +121,7 @@ def test_admin_edits_are_kept_and_reset_restores_the_definition():
     assert "0 created, 2 reset, 5 kept as they were." in out.getvalue()
 
 
-def test_command_prints_what_it_created_and_each_schedule():
+def test_command_prints_what_it_created_and_each_schedule(no_schedules):
     out = StringIO()
 
     call_command("install_schedules", stdout=out)
@@ -97,7 +132,7 @@ def test_command_prints_what_it_created_and_each_schedule():
     assert "celery.backend_cleanup" in text and "(disabled)" in text
 
 
-def test_reconcile_interval_follows_its_setting(settings):
+def test_reconcile_interval_follows_its_setting(settings, no_schedules):
     settings.TASKS_RECONCILE_SECONDS = 5
 
     schedules_install()
