@@ -252,7 +252,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Celery's consumer, made to survive a Redis restart while it holds messages (config/worker.py).
 CELERY_WORKER_CONSUMER = "config.worker:Consumer"
-# Beat saves each periodic task's last run at once: readiness reads it as beat's heartbeat.
+# Beat saves each periodic task's last run at once: health reads it as beat's heartbeat.
 CELERY_BEAT_SYNC_EVERY = 1
 
 # --- Cache ------------------------------------------------------------------------------
@@ -340,10 +340,13 @@ OPS_FAILURE_RATE_CRITICAL = env.float("OPS_FAILURE_RATE_CRITICAL", default=0.20)
 OPS_FAILURE_RATE_MIN_SAMPLES = env.int("OPS_FAILURE_RATE_MIN_SAMPLES", default=20)
 OPS_QUEUE_BACKLOG_WARNING = env.int("OPS_QUEUE_BACKLOG_WARNING", default=1000)
 OPS_DEAD_LETTERS_WARNING = env.int("OPS_DEAD_LETTERS_WARNING", default=50)
-# Beat counts as alive while it sent a periodic task this recently.
+# Beat counts as alive (in /api/v1/tasks/health) while it sent a periodic task this recently.
 OPS_BEAT_STALE_SECONDS = env.int("OPS_BEAT_STALE_SECONDS", default=180)
-# How long a worker has to answer the readiness ping.
+# How long a worker has to answer the health ping.
 OPS_WORKER_PING_TIMEOUT = env.float("OPS_WORKER_PING_TIMEOUT", default=1.0)
+# The workers and queue sizes are asked at most this often, for every process together
+# (shared through the cache); health, snapshots and /metrics read that census. 0: each asks.
+OPS_WORKER_CENSUS_SECONDS = env.float("OPS_WORKER_CENSUS_SECONDS", default=10.0)
 OPS_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OPS_HEALTH_SNAPSHOT_RETENTION_DAYS", default=7)
 # A transition to critical mails staff (and posts to the webhook, if set), at most once
 # per throttle period.

@@ -1,13 +1,16 @@
 """How healthy the service is: readiness for load balancers, and an evaluation for staff.
 
-- ``readiness_checks``: can this deployment do work right now? Database, broker, a worker
-  on every queue, beat alive. Each check is ok or not; any failure makes ready a 503.
-- ``health_evaluate``: how well is it doing? Failure rate, tasks near their time limit,
-  queue backlogs, open dead letters, workers. Each check is healthy, degraded, critical
+- ``readiness_checks``: can this web process serve requests? Only the database is asked:
+  workers that are down or a beat that has not ticked yet are the system's health, not a
+  reason to take every web server out of rotation (the outbox accepts work meanwhile).
+- ``health_evaluate``: how well is it doing? Workers, beat, failure rate, tasks near their
+  time limit, queue backlogs, open dead letters. Each check is healthy, degraded, critical
   or unknown, and names the numbers behind its verdict; the worst one is the overall.
 
-The broker and the workers are asked live (with short timeouts, so a dead broker costs
-about a second, not minutes); the rest are aggregate queries on the database.
+The broker and the workers are asked with short timeouts (a dead broker costs about a
+second, not minutes), and at most once per OPS_WORKER_CENSUS_SECONDS for all processes
+(``broker_census``, shared through Django's cache); the rest are aggregate queries on the
+database.
 """
 
 import logging
@@ -16,8 +19,9 @@ from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, connection
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerError
@@ -109,6 +113,42 @@ def broker_facts_gather(*, queues: list[str]) -> BrokerFacts:
     )
 
 
+def broker_census_cache_key(*, queues: list[str]) -> str:
+    return "operations:broker-census:" + ",".join(queues)
+
+
+def broker_census(*, queues: list[str]) -> BrokerFacts:
+    """The broker facts, gathered at most once per OPS_WORKER_CENSUS_SECONDS across processes.
+
+    Asking the workers waits out OPS_WORKER_PING_TIMEOUT: every staff page, scrape and
+    snapshot doing it would queue requests behind one another. The process that finds no
+    census taken within the interval takes one and shares it through the cache; the
+    others read that one. With an interval of 0, or a cache that fails, it is asked live.
+    """
+    interval = settings.OPS_WORKER_CENSUS_SECONDS
+    if interval <= 0:
+        return broker_facts_gather(queues=queues)
+    key = broker_census_cache_key(queues=queues)
+    try:
+        # add() is atomic in every shared cache: one process per interval wins the turn.
+        our_turn = cache.add(key + ":taken", True, timeout=interval)
+        shared = None if our_turn else cache.get(key)
+    # Cache backends have no common error class (redis, database, memcached errors).
+    except Exception as error:
+        logger.warning("broker census not shared, cache unavailable: %s", error)
+        return broker_facts_gather(queues=queues)
+    if shared is not None:
+        return shared
+    # Our turn, or another process's census is still under way and none is stored yet.
+    facts = broker_facts_gather(queues=queues)
+    try:
+        # Kept past the interval, so that readers have one while the next is taken.
+        cache.set(key, facts, timeout=interval * 10)
+    except Exception as error:
+        logger.warning("broker census not shared, cache unavailable: %s", error)
+    return facts
+
+
 # --- Readiness ------------------------------------------------------------------------------
 
 
@@ -117,64 +157,24 @@ class ReadinessCheck:
     name: str
     ok: bool
     detail: str
-    # Only the workers check: who answered, per queue (so operators see which queue lacks one).
-    workers: dict[str, list[str]] | None = None
 
 
-def readiness_checks(*, now: datetime | None = None) -> list[ReadinessCheck]:
-    """Database, broker, a worker on each of TASKS_QUEUES, and beat; each ok or not."""
-    now = now or timezone.now()
-    queues = list(settings.TASKS_QUEUES)
-    database = _database_check()
-    broker_error = broker_connection_error()
-    workers = None if broker_error else workers_by_queue(queues=queues)
-    return [
-        database,
-        ReadinessCheck("broker", broker_error is None, broker_error or "connected"),
-        _workers_ready_check(workers=workers),
-        _beat_check(now=now) if database.ok else _not_asked("beat", "database"),
-    ]
+def readiness_checks() -> list[ReadinessCheck]:
+    """Whether this web process can serve: the database answers. Nothing else is asked.
 
-
-def _database_check() -> ReadinessCheck:
+    No broker, no worker ping: a probe that a load balancer sends every few seconds to
+    every web server must cost one query, and must not fail them all when workers are
+    down (their absence is critical in ``health_evaluate``).
+    """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as error:
-        return ReadinessCheck("database", False, str(error) or type(error).__name__)
-    return ReadinessCheck("database", True, "query answered")
-
-
-def _not_asked(name: str, because: str) -> ReadinessCheck:
-    return ReadinessCheck(name, False, f"not checked: the {because} is unavailable")
-
-
-def _workers_ready_check(*, workers: dict[str, list[str]] | None) -> ReadinessCheck:
-    if workers is None:
-        return _not_asked("workers", "broker")
-    missing = [queue for queue, names in workers.items() if not names]
-    answered = "; ".join(
-        f"{queue}: {', '.join(names) or 'none'}" for queue, names in workers.items()
-    )
-    if missing:
-        detail = f"no worker answered within {settings.OPS_WORKER_PING_TIMEOUT} s on: "
-        return ReadinessCheck("workers", False, detail + ", ".join(missing), workers)
-    return ReadinessCheck("workers", True, answered, workers)
-
-
-def beat_last_run_at() -> datetime | None:
-    """Beat's heartbeat: when it last sent an enabled periodic task (django-celery-beat)."""
-    return PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
-
-
-def _beat_check(*, now: datetime) -> ReadinessCheck:
-    last = beat_last_run_at()
-    limit = settings.OPS_BEAT_STALE_SECONDS
-    if last is None:
-        return ReadinessCheck("beat", False, "beat has not sent any periodic task yet")
-    age = (now - last).total_seconds()
-    detail = f"last periodic task sent {age:.0f} s ago (stale after {limit} s)"
-    return ReadinessCheck("beat", age <= limit, detail)
+        # The reason goes to the log: this answer is for anonymous callers.
+        logger.warning("not ready, the database did not answer: %s", error)
+        detail = f"the database did not answer ({type(error).__name__})"
+        return [ReadinessCheck("database", False, detail)]
+    return [ReadinessCheck("database", True, "query answered")]
 
 
 # --- Evaluation -----------------------------------------------------------------------------
@@ -209,9 +209,10 @@ def health_evaluate(
     """Every check, and the worst of them as the overall status. ``facts`` default to live ones."""
     now = now or timezone.now()
     if facts is None:
-        facts = broker_facts_gather(queues=list(settings.TASKS_QUEUES))
+        facts = broker_census(queues=list(settings.TASKS_QUEUES))
     checks = [
         _workers_check(facts=facts),
+        _beat_check(now=now),
         *_backlog_checks(facts=facts),
         _failure_rate_check(now=now),
         _time_limit_check(now=now),
@@ -242,6 +243,35 @@ def _workers_check(*, facts: BrokerFacts) -> CheckOutcome:
         message = f"no worker on queue {', '.join(missing)} ({numbers['workers']} on the others)"
         return CheckOutcome("workers", HealthStatus.CRITICAL, message, numbers)
     return CheckOutcome("workers", HealthStatus.HEALTHY, f"{numbers['workers']} workers", numbers)
+
+
+def _beat_check(*, now: datetime) -> CheckOutcome:
+    """Beat is alive while it sent a periodic task within OPS_BEAT_STALE_SECONDS."""
+    limit = settings.OPS_BEAT_STALE_SECONDS
+    enabled = PeriodicTask.objects.filter(enabled=True)
+    # date_changed: when the schedules were installed (or last edited), the start of the
+    # wait for a beat that never sent anything.
+    seen = enabled.aggregate(last_sent=Max("last_run_at"), installed=Min("date_changed"))
+    last_sent, installed = seen["last_sent"], seen["installed"]
+    numbers = {
+        "last_sent_at": last_sent.isoformat() if last_sent else None,
+        "stale_after_seconds": limit,
+    }
+    if installed is None:
+        message = "no periodic task is enabled: maintenance does not run (see manage.py migrate)"
+        return CheckOutcome("beat", HealthStatus.CRITICAL, message, numbers)
+    if last_sent is None:
+        waited = (now - installed).total_seconds()
+        message = f"beat has not sent any periodic task in the {waited:.0f} s since they were "
+        message += f"installed (stale after {limit} s)"
+        # A fresh deployment: beat sends its first ones within a minute.
+        status = HealthStatus.HEALTHY if waited <= limit else HealthStatus.CRITICAL
+        return CheckOutcome("beat", status, message, numbers)
+    age = (now - last_sent).total_seconds()
+    numbers["age_seconds"] = round(age)
+    message = f"last periodic task sent {age:.0f} s ago (stale after {limit} s)"
+    status = HealthStatus.HEALTHY if age <= limit else HealthStatus.CRITICAL
+    return CheckOutcome("beat", status, message, numbers)
 
 
 def _backlog_checks(*, facts: BrokerFacts) -> list[CheckOutcome]:

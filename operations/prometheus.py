@@ -13,8 +13,9 @@ truth, so every scrape reads them, whichever gunicorn worker answers it:
   records ran (their last attempt). Retention shrinks it in the same way.
 - ``jobservice_tasks_running`` (gauge): records running now.
 - ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES.
-- ``jobservice_workers`` (gauge): workers that answered a ping (OPS_WORKER_PING_TIMEOUT;
-  a scrape takes at least that long).
+- ``jobservice_workers`` (gauge): workers consuming any of TASKS_QUEUES that answered a
+  ping. Both come from the census of health.broker_census, taken at most once per
+  OPS_WORKER_CENSUS_SECONDS for all processes, so a scrape rarely waits for a ping.
   When the broker cannot be asked, the queue and worker samples are left out rather
   than reported as 0; alert on ``absent(jobservice_workers)`` too.
 
@@ -38,6 +39,7 @@ used (fine for one process; it adds Python's process and GC metrics).
 import os
 import time
 
+from django.conf import settings
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
@@ -48,7 +50,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-from operations import metrics
+from operations import health, metrics
 
 # Seconds; task types run from well under a second to the 960 s limit of documents.
 TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600]
@@ -94,18 +96,19 @@ class TaskRecordCollector:
             "jobservice_tasks_running", "Task records running now.", metrics.tasks_running_count()
         )
 
+        census = health.broker_census(queues=list(settings.TASKS_QUEUES))
         depths = GaugeMetricFamily(
             "jobservice_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
         )
-        for queue, depth in metrics.queue_depths().items():
+        for queue, depth in census.queue_sizes.items():
             if depth is not None:
                 depths.add_metric([queue], depth)
         yield depths
 
-        workers = metrics.worker_count()
-        if workers is not None:
+        if census.workers is not None:
+            workers = {name for names in census.workers.values() for name in names}
             yield GaugeMetricFamily(
-                "jobservice_workers", "Celery workers that answered a ping.", workers
+                "jobservice_workers", "Celery workers that answered a ping.", len(workers)
             )
 
 

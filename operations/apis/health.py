@@ -1,5 +1,9 @@
 """Health endpoints: liveness and readiness for load balancers (no credentials), and the
-staff view of how well the service is doing (``health.health_evaluate``)."""
+staff view of how well the service is doing (``health.health_evaluate``).
+
+Readiness is about this web process (its database), never about workers or beat: those
+are the system's health, critical in /api/v1/tasks/health, Prometheus and alerts.
+"""
 
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
@@ -24,7 +28,7 @@ class HealthLiveApi(APIView):
 
 
 class HealthReadyApi(APIView):
-    """200 when the database, the broker, a worker on each queue and beat all answer; else 503."""
+    """200 when this process can serve requests (its database answers); else 503."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -35,15 +39,6 @@ class HealthReadyApi(APIView):
         name = serializers.CharField()
         ok = serializers.BooleanField()
         detail = serializers.CharField()
-        workers = serializers.DictField(
-            child=serializers.ListField(child=serializers.CharField()), required=False
-        )
-
-        def to_representation(self, check):
-            data = super().to_representation(check)
-            if data.get("workers") is None:
-                data.pop("workers", None)
-            return data
 
     ready_schema = inline_serializer(
         "Ready", {"status": serializers.CharField(), "checks": OutputSerializer(many=True)}

@@ -6,7 +6,10 @@ the broker connection and the queue sizes are the real ones of the test settings
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -15,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from celery import current_app
 from celery.app.control import Inspect
+from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
@@ -34,6 +39,9 @@ LIVE, READY, TASK_HEALTH = "/api/v1/health/live", "/api/v1/health/ready", "/api/
 @pytest.fixture(autouse=True)
 def _queues(settings):
     settings.TASKS_QUEUES = ["default", "long"]
+    # Each test says what the workers answer, and is answered live; the census shared
+    # between calls is tested on its own below.
+    settings.OPS_WORKER_CENSUS_SECONDS = 0
 
 
 @pytest.fixture
@@ -59,34 +67,46 @@ def broker_down(request):
         silent.listen()
         port = 1 if request.param == "refusing" else silent.getsockname()[1]
         current_app.conf.broker_read_url = f"redis://127.0.0.1:{port}/0"
-        yield
+        yield silent if request.param == "silent" else None
         current_app.conf.broker_read_url = None
 
 
-@pytest.fixture
-def beat_ran():
+@pytest.fixture(autouse=True)
+def beat_ran(db):
+    """``beat_ran(seconds_ago=30)``: beat just sent a periodic task (it did, 30 s ago, unless
+    a test says otherwise), ``at=`` a time of the test's own."""
     every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")
 
-    def ran(seconds_ago: float) -> None:
+    def ran(seconds_ago: float = 0, *, at=None) -> None:
         PeriodicTask.objects.update_or_create(
             name="health-test",
             defaults={
                 "task": "tasks_app.reconcile",
                 "interval": every_minute,
-                "last_run_at": timezone.now() - timedelta(seconds=seconds_ago),
+                "last_run_at": at or timezone.now() - timedelta(seconds=seconds_ago),
             },
         )
 
+    ran(seconds_ago=30)
     return ran
+
+
+@pytest.fixture
+def beat_never_ran(beat_ran):
+    """Beat never sent anything since the schedules were installed ``installed_ago`` s ago."""
+
+    def never_ran(*, installed_ago: float) -> None:
+        # update(), not save(): date_changed is when the row was installed or last edited.
+        PeriodicTask.objects.update(
+            last_run_at=None, date_changed=timezone.now() - timedelta(seconds=installed_ago)
+        )
+
+    return never_ran
 
 
 @pytest.fixture
 def staff_api(staff_user) -> APIClient:
     return client_for(staff_user)
-
-
-def checks_by_name(body: dict) -> dict[str, dict]:
-    return {check["name"]: check for check in body["checks"]}
 
 
 def reasons_by_check(body: dict) -> dict[str, dict]:
@@ -108,67 +128,79 @@ def test_live_answers_ok_without_credentials_and_ignores_a_bad_token():
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_ready_is_200_when_database_broker_workers_and_beat_answer(workers, beat_ran):
-    beat_ran(seconds_ago=30)
+def test_ready_is_200_with_no_worker_and_beat_never_run(workers, beat_never_ran):
+    workers(None)  # nobody answers a ping
+    beat_never_ran(installed_ago=3600)
+
+    response = APIClient().get(READY)
+
+    # This web process can serve: the outbox takes submissions while workers are down.
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "ok", "checks": [{"name": "database", "ok": True, "detail": "query answered"}]},
+    )
+
+
+def test_ready_makes_no_broker_connection(broker_down):
+    """A broker that accepts connections and never answers: readiness never goes near it."""
+    listening = broker_down
+    started = time.monotonic()
 
     response = APIClient().get(READY)
 
     assert response.status_code == 200, response.json()
-    body = response.json()
-    assert body["status"] == "ok"
-    assert [check["name"] for check in body["checks"]] == ["database", "broker", "workers", "beat"]
-    assert all(check["ok"] for check in body["checks"])
-    assert checks_by_name(body)["workers"]["workers"] == {
-        "default": ["w1@host"],
-        "long": ["w1@host"],
+    assert time.monotonic() - started < 0.5  # no ping waited out, no broker timeout
+    if listening is not None:
+        listening.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nobody connected
+            listening.accept()
+
+
+# A fresh interpreter, because the settings' database is read once per process.
+READY_WITHOUT_DATABASE = """
+import json, django
+django.setup()
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+response = Client().get("/api/v1/health/ready")
+print(json.dumps({"status": response.status_code, "type": response["Content-Type"],
+                  "body": response.json()}))
+"""
+
+
+def test_ready_is_503_json_when_the_database_is_unreachable():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/nothing",
+        }
+        answer = subprocess.run(
+            [sys.executable, "-c", READY_WITHOUT_DATABASE],
+            cwd=django_settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert answer.returncode == 0, answer.stderr
+    result = json.loads(answer.stdout.splitlines()[-1])
+    assert (result["status"], result["type"]) == (503, "application/json")
+    assert result["body"] == {
+        "status": "unavailable",
+        "checks": [
+            {
+                "name": "database",
+                "ok": False,
+                "detail": "the database did not answer (OperationalError)",
+            }
+        ],
     }
-
-
-def test_ready_is_503_when_a_queue_has_no_worker(workers, beat_ran):
-    beat_ran(seconds_ago=30)
-    workers({"w1@host": ["default"], "other@host": ["elsewhere"]})
-
-    response = APIClient().get(READY)
-
-    assert response.status_code == 503
-    check = checks_by_name(response.json())["workers"]
-    assert check["ok"] is False
-    assert "no worker answered" in check["detail"] and check["detail"].endswith("long")
-    assert check["workers"] == {"default": ["w1@host"], "long": []}
-
-
-def test_ready_is_503_when_beat_is_stale_or_never_ran(workers, beat_ran, settings):
-    settings.OPS_BEAT_STALE_SECONDS = 180
-    assert checks_by_name(APIClient().get(READY).json())["beat"] == {
-        "name": "beat",
-        "ok": False,
-        "detail": "beat has not sent any periodic task yet",
-    }
-
-    beat_ran(seconds_ago=200)
-    response = APIClient().get(READY)
-
-    assert response.status_code == 503
-    beat = checks_by_name(response.json())["beat"]
-    assert beat["ok"] is False and "stale after 180 s" in beat["detail"]
-
-
-def test_ready_is_503_fast_when_the_broker_is_unreachable(workers, beat_ran, broker_down):
-    beat_ran(seconds_ago=30)
-
-    started = time.monotonic()
-    response = APIClient().get(READY)
-
-    assert time.monotonic() - started < 2.0  # load balancers probe with short timeouts
-    assert response.status_code == 503
-    checks = checks_by_name(response.json())
-    assert checks["database"]["ok"] and checks["beat"]["ok"]
-    assert checks["broker"]["ok"] is False and checks["broker"]["detail"]
-    assert checks["workers"] == {
-        "name": "workers",
-        "ok": False,
-        "detail": "not checked: the broker is unavailable",
-    }
+    assert "not ready, the database did not answer" in answer.stderr
 
 
 # --- Who may see tasks/health -------------------------------------------------------------
@@ -365,6 +397,104 @@ def test_a_certain_critical_outranks_unknown(staff_api, workers, broker_down):
     assert staff_api.get(TASK_HEALTH).json()["status"] == "critical"
 
 
+def test_stale_beat_is_critical(staff_api, workers, beat_ran, settings):
+    settings.OPS_BEAT_STALE_SECONDS = 180
+    beat_ran(seconds_ago=200)
+
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "critical"
+    (reason,) = body["reasons"]
+    assert (reason["check"], reason["status"]) == ("beat", "critical")
+    assert reason["message"] == "last periodic task sent 200 s ago (stale after 180 s)"
+    assert reason["numbers"]["age_seconds"] == 200
+
+
+def test_beat_that_never_sent_anything_is_critical_once_the_stale_limit_passed(
+    staff_api, workers, beat_never_ran, settings
+):
+    settings.OPS_BEAT_STALE_SECONDS = 180
+    beat_never_ran(installed_ago=20)  # a fresh deployment: beat's first run is due soon
+
+    fresh = staff_api.get(TASK_HEALTH).json()
+
+    assert (fresh["status"], fresh["reasons"]) == ("healthy", [])
+    beat = next(check for check in fresh["checks"] if check["check"] == "beat")
+    assert beat["message"].startswith("beat has not sent any periodic task in the 20 s")
+
+    beat_never_ran(installed_ago=600)
+    reason = reasons_by_check(staff_api.get(TASK_HEALTH).json())["beat"]
+
+    assert reason["status"] == "critical"
+    assert reason["message"] == (
+        "beat has not sent any periodic task in the 600 s since they were installed "
+        "(stale after 180 s)"
+    )
+
+
+def test_no_enabled_periodic_task_is_critical(staff_api, workers):
+    PeriodicTask.objects.update(enabled=False)
+
+    reason = reasons_by_check(staff_api.get(TASK_HEALTH).json())["beat"]
+
+    assert reason["status"] == "critical"
+    assert reason["message"].startswith("no periodic task is enabled")
+
+
+# --- The census of workers, shared between calls -----------------------------------------
+
+
+@pytest.fixture
+def census(settings):
+    """The census shared for ``interval`` seconds; none taken yet."""
+    settings.OPS_WORKER_CENSUS_SECONDS = 1.0
+    key = health.broker_census_cache_key(queues=settings.TASKS_QUEUES)
+    cache.delete_many([key, key + ":taken"])
+    yield key
+    cache.delete_many([key, key + ":taken"])
+
+
+def workers_numbers(client) -> dict:
+    body = client.get(TASK_HEALTH).json()
+    return next(check for check in body["checks"] if check["check"] == "workers")["numbers"]
+
+
+def test_the_census_is_taken_once_per_interval_and_shared_through_the_cache(
+    staff_api, workers, census
+):
+    workers({"w1@host": ["default", "long"]})
+    assert workers_numbers(staff_api)["workers"] == 1
+    shared = cache.get(census)
+    assert shared.workers == {"default": ["w1@host"], "long": ["w1@host"]}
+
+    workers({"w1@host": ["default", "long"], "w2@host": ["default", "long"]})  # one more
+
+    # Within the interval: the census taken above, for this and every other process.
+    assert workers_numbers(staff_api)["workers"] == 1
+    assert alerts.health_snapshot_record().reasons == []
+    time.sleep(2.1)  # the interval, and the database cache's whole-second expiry times
+    assert workers_numbers(staff_api)["workers"] == 2
+    assert cache.get(census).workers["long"] == ["w1@host", "w2@host"]
+
+
+def test_a_failing_cache_means_asking_live(staff_api, workers, settings, caplog):
+    settings.OPS_WORKER_CENSUS_SECONDS = 10.0
+    settings.CACHES = {  # nothing listens on port 1
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    workers({"w1@host": ["default", "long"], "w2@host": ["default"]})
+
+    with caplog.at_level(logging.WARNING, logger="operations.health"):
+        response = staff_api.get(TASK_HEALTH)
+
+    assert response.status_code == 200
+    assert workers_numbers(staff_api) == {"workers": 2, "by_queue": {"default": 2, "long": 1}}
+    assert "broker census not shared, cache unavailable" in caplog.text
+
+
 # --- Snapshots and alerts -------------------------------------------------------------------
 
 
@@ -421,7 +551,7 @@ def test_turning_critical_mails_active_staff_with_an_address_once(
 
 
 def test_flapping_within_the_throttle_sends_one_message_and_after_it_another(
-    workers, staff_with_mail, mailoutbox, settings
+    workers, staff_with_mail, mailoutbox, settings, beat_ran
 ):
     settings.OPS_ALERT_THROTTLE_SECONDS = 3600
     now = timezone.now()
@@ -430,6 +560,7 @@ def test_flapping_within_the_throttle_sends_one_message_and_after_it_another(
         alerts.health_snapshot_record(now=now + timedelta(minutes=minute))
     assert len(mailoutbox) == 1
 
+    beat_ran(at=now + timedelta(minutes=60))  # beat went on meanwhile
     workers({"w@h": ["default", "long"]})
     alerts.health_snapshot_record(now=now + timedelta(minutes=61))
     workers(None)

@@ -2,11 +2,12 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
-from unittest import mock
 
 import pytest
+from celery import current_app
+from celery.app.control import Inspect
+from django.core.cache import cache
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 from prometheus_client import REGISTRY
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
@@ -14,7 +15,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from operations import metrics
+from operations import health, metrics
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory
 
@@ -30,9 +31,29 @@ PROMETHEUS_ACCEPT = (
 
 
 @pytest.fixture(autouse=True)
-def broker_down(monkeypatch):
-    """No broker in these tests, unless a test says otherwise."""
+def broker_down(settings, monkeypatch):
+    """No broker in these tests (nothing listens on port 1), unless a test says otherwise;
+    every scrape takes its own census of the workers."""
+    settings.TASKS_QUEUES = ["default", "long"]
+    settings.OPS_WORKER_CENSUS_SECONDS = 0
     monkeypatch.setattr(metrics, "broker_is_reachable", lambda: False)
+    current_app.conf.broker_read_url = "redis://127.0.0.1:1/0"
+    yield
+    current_app.conf.broker_read_url = None
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """The broker is up; set what ``inspect().active_queues()`` answers: {worker: [queue]}."""
+    current_app.conf.broker_read_url = None
+
+    def answer(replies: dict[str, list[str]] | None) -> None:
+        reply = None
+        if replies is not None:
+            reply = {name: [{"name": q} for q in queues] for name, queues in replies.items()}
+        monkeypatch.setattr(Inspect, "active_queues", lambda self: reply)
+
+    return answer
 
 
 @pytest.fixture
@@ -125,12 +146,9 @@ def test_duration_histogram_counts_succeeded_tasks_into_buckets(staff):
     assert value(families, family, f"{family}_sum", task_type=SLEEP) == pytest.approx(47.3)
 
 
-def test_queue_depths_and_workers_come_from_the_broker(staff, monkeypatch):
-    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: True)
-    monkeypatch.setattr(metrics, "broker_queue_size", {"default": 4, "long": None}.get)
-    app = mock.Mock()
-    app.control.inspect.return_value.ping.return_value = {"a@h": {"ok": "pong"}, "b@h": {}}
-    monkeypatch.setattr(metrics, "current_app", app)
+def test_queue_depths_and_workers_come_from_the_broker(staff, workers, monkeypatch):
+    monkeypatch.setattr(health, "broker_queue_size", {"default": 4, "long": None}.get)
+    workers({"a@h": ["default"], "b@h": ["default", "long"], "other@h": ["elsewhere"]})
 
     families = scrape(staff)
 
@@ -139,26 +157,36 @@ def test_queue_depths_and_workers_come_from_the_broker(staff, monkeypatch):
     assert value(families, "jobservice_workers", "jobservice_workers") == 2
 
 
-def test_no_worker_answering_is_zero_workers(staff, monkeypatch):
-    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: True)
-    monkeypatch.setattr(metrics, "broker_queue_size", lambda queue: 0)
-    app = mock.Mock()
-    app.control.inspect.return_value.ping.return_value = None
-    monkeypatch.setattr(metrics, "current_app", app)
+def test_no_worker_answering_is_zero_workers(staff, workers, monkeypatch):
+    monkeypatch.setattr(health, "broker_queue_size", lambda queue: 0)
+    workers(None)
 
     assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 0
 
 
 def test_without_a_broker_queue_and_worker_samples_are_left_out(staff, monkeypatch):
-    app = mock.Mock()
-    app.control.inspect.return_value.ping.side_effect = BrokerError("connection refused")
-    monkeypatch.setattr(metrics, "current_app", app)
+    def asked(self):
+        raise AssertionError("the failed connection check was enough")
+
+    monkeypatch.setattr(Inspect, "active_queues", asked)
 
     families = scrape(staff)
 
     assert families["jobservice_queue_depth"].samples == []
     assert "jobservice_workers" not in families
-    app.control.inspect.assert_not_called()  # the failed connection check was enough
+
+
+def test_scrapes_within_the_census_interval_share_one_census(staff, workers, settings):
+    settings.OPS_WORKER_CENSUS_SECONDS = 60
+    key = health.broker_census_cache_key(queues=settings.TASKS_QUEUES)
+    cache.delete_many([key, key + ":taken"])
+    workers({"a@h": ["default", "long"]})
+    assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 1
+
+    workers({"a@h": ["default", "long"], "b@h": ["default"]})
+
+    assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 1
+    cache.delete_many([key, key + ":taken"])
 
 
 def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(staff):
