@@ -11,6 +11,16 @@ export PATH="$VENV/bin:$PATH"
 
 say() { printf '==> %s\n' "$*"; }
 
+# port_is_free PORT: whether gunicorn could bind 127.0.0.1:PORT. With SO_REUSEADDR, as
+# gunicorn binds: connections of a stopped run left in TIME_WAIT must not make the port
+# look taken for a minute after Ctrl-C.
+port_is_free() {
+    python3 -c 'import socket, sys
+with socket.socket() as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
 # Create .venv if missing and install requirements.txt into it, unless it is unchanged
 # since the last successful install (a hash stamp inside .venv remembers which one).
 setup_venv() {
