@@ -319,6 +319,11 @@ DOCUMENTS_CHUNK_OVERLAP = env.int("DOCUMENTS_CHUNK_OVERLAP", default=200)
 DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES = env.int(
     "DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES", default=200 * 1024 * 1024
 )
+# Files are parsed in a child process (documents/processing/isolation.py) limited to this
+# address space (RLIMIT_AS) and to this many seconds of wall-clock and processor time; a
+# file that needs more fails with a reason, and the worker goes on.
+DOCUMENTS_PARSE_MEMORY_BYTES = env.int("DOCUMENTS_PARSE_MEMORY_BYTES", default=512 * 1024 * 1024)
+DOCUMENTS_PARSE_TIMEOUT = env.float("DOCUMENTS_PARSE_TIMEOUT", default=300.0)
 # Web page ingestion: size and time limits, and hosts or CIDRs allowed although private
 # (an intranet, or the tests' local server). Public addresses need no entry.
 DOCUMENTS_FETCH_MAX_BYTES = env.int("DOCUMENTS_FETCH_MAX_BYTES", default=20 * 1024 * 1024)

@@ -1,18 +1,19 @@
 """Processing one document in the worker: fetch, extract, normalize, chunk, store.
 
-Memory stays flat in the document's size: pages are read one at a time, and the text
-and chunks go to files in a scratch folder until the end, when they replace the
-document's previous text and chunks in one short transaction. The scratch folder is
-removed on every way out (success, error, cancel, soft time limit).
+Memory stays flat in the document's size: a child process parses the file under memory
+and time limits (documents.processing.isolation) and hands back normalized pages, long ones
+in pieces, one at a time; the text and chunks go to files in a scratch folder until the
+end, when they replace the document's previous text and chunks in one short transaction.
+The scratch folder is removed on every way out (success, error, cancel, soft time limit),
+and the child process is stopped on every way out too.
 """
 
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -22,15 +23,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from documents.models import Document, DocumentChunk, DocumentStatus
-from documents.processing import DocumentError, DocumentKind, Page
-from documents.processing import docx as docx_format
-from documents.processing import html as html_format
-from documents.processing import pdf as pdf_format
-from documents.processing import text as text_format
+from documents.processing import DocumentError, Page
 from documents.processing.chunking import Chunker, word_count
 from documents.processing.detect import detect_web_kind
 from documents.processing.fetch import fetch_url
-from documents.processing.normalize import normalize_text
+from documents.processing.isolation import ChildExtraction, ExtractionLimits
 from documents.services import fetch_policy
 from tasks_app.errors import PermanentTaskError
 from tasks_app.execution import TaskCancelled, TaskContext
@@ -47,17 +44,12 @@ class Extraction:
     chunks: int = 0
 
 
-def _extractors() -> dict[str, Callable[[Path], Iterator[Page]]]:
-    return {
-        DocumentKind.PDF: pdf_format.extract_pages,
-        DocumentKind.DOCX: partial(
-            docx_format.extract_pages,
-            max_uncompressed_bytes=settings.DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES,
-        ),
-        DocumentKind.TEXT: text_format.extract_pages,
-        DocumentKind.MARKDOWN: text_format.extract_pages,
-        DocumentKind.HTML: html_format.extract_pages,
-    }
+def extraction_limits() -> ExtractionLimits:
+    return ExtractionLimits(
+        memory_bytes=settings.DOCUMENTS_PARSE_MEMORY_BYTES,
+        seconds=settings.DOCUMENTS_PARSE_TIMEOUT,
+        max_docx_uncompressed_bytes=settings.DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES,
+    )
 
 
 def document_process(*, document_id: str, context: TaskContext) -> dict:
@@ -140,19 +132,36 @@ def _extract(document: Document, source: Path, workdir: Path, context: TaskConte
                 chunks_out.write(json.dumps(asdict(chunk)) + "\n")
                 extraction.chunks += 1
 
-        extract = _extractors()[document.kind]
-        if document.kind == DocumentKind.PDF:
-            extract = partial(extract, on_page_count=learn_page_count)
-        for raw_page in extract(source):
-            page = Page(number=raw_page.number, text=normalize_text(raw_page.text))
-            text_out.write(("\n\n" if extraction.pages else "") + page.text)
-            extraction.pages += 1
-            extraction.words += word_count(page.text)
-            write_chunks(chunker.feed(page))
-            of_total = f" of {total_pages}" if total_pages else ""
-            context.report_progress(
-                extraction.pages, total_pages, f"extracted page {extraction.pages}{of_total}"
-            )
+        # The file is parsed in a child process under memory and time limits; what comes
+        # back is normalized text, a page (or a piece of a long page) at a time.
+        ends_in_word = False  # the last piece ended inside a word the next one may go on
+        with ChildExtraction(
+            document.kind,
+            source,
+            limits=extraction_limits(),
+            on_page_count=learn_page_count,
+            on_idle=context.raise_if_cancelled,
+        ) as pieces:
+            for piece in pieces:
+                if piece.first:
+                    text_out.write(("\n\n" if extraction.pages else "") + piece.text)
+                    extraction.pages += 1
+                else:
+                    text_out.write(piece.text)
+                extraction.words += word_count(piece.text)
+                if not piece.first and ends_in_word and piece.text[:1].strip():
+                    extraction.words -= 1  # one word, cut in two pieces
+                if piece.text:
+                    ends_in_word = not piece.text[-1].isspace()
+                page = Page(number=piece.number, text=piece.text)
+                write_chunks(chunker.feed(page, continues_page=not piece.first))
+                if piece.first:
+                    of_total = f" of {total_pages}" if total_pages else ""
+                    context.report_progress(
+                        extraction.pages,
+                        total_pages,
+                        f"extracted page {extraction.pages}{of_total}",
+                    )
         write_chunks(chunker.finish())
     if not extraction.words:
         raise DocumentError(

@@ -5,10 +5,12 @@ modules, one job each:
 
     detect    which kind a file is, from its bytes (the name only has to agree)
     pdf       PDF pages (pypdf), one page at a time
-    docx      Word text (python-docx), split into pages at explicit page breaks
-    text      plain text and Markdown, with charset detection
-    html      web pages (for URL ingestion)
-    normalize one form for all extracted text
+    docx      Word text, split into pages at explicit page breaks, parsed as it is unpacked
+    safe_zip  members of an untrusted zip, unpacked with their real sizes counted
+    text      plain text and Markdown, with charset detection, decoded as a stream
+    html      web pages (for URL ingestion), parsed without building a tree
+    normalize one form for all extracted text, also for pages that come in fragments
+    isolation extraction in a child process with memory and time limits
     chunking  overlapping chunks with their offsets, fed page by page
     addresses whether a URL, and every address its host resolves to, may be fetched
     fetch     downloading a web page without reaching private addresses
@@ -53,8 +55,27 @@ class TransientFetchError(TransientTaskError):
 
 @dataclass(frozen=True)
 class Page:
+    """Raw text of a page, as an extractor yields it.
+
+    A long page may come as several consecutive ``Page`` fragments with the same number,
+    so that no extractor holds a whole long page; its text is their texts joined.
+    """
+
     number: int  # 1-based
     text: str
+
+
+@dataclass(frozen=True)
+class PagePiece:
+    """Normalized text of a page, or of a part of one: a long page comes in pieces.
+
+    A page's pieces come in order, the first with ``first`` set; its normalized text is
+    their texts joined.
+    """
+
+    number: int
+    text: str
+    first: bool
 
 
 @dataclass(frozen=True)

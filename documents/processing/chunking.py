@@ -14,6 +14,7 @@ PAGE_SEPARATOR = "\n\n"
 MIN_SIZE = 50
 
 _NON_SPACE = re.compile(r"\S")
+_WORD = re.compile(r"\S+")
 _WORD_END = re.compile(r"\S(?=\s)")  # the last character of a word
 _WORD_START = re.compile(r"\s\S")  # whitespace, then the first character of a word
 
@@ -52,12 +53,21 @@ class Chunker:
         self._pages_fed = 0
         self._finished = False
 
-    def feed(self, page: Page) -> list[Chunk]:
-        """Add the next page; returns the chunks that are now complete."""
+    def feed(self, page: Page, *, continues_page: bool = False) -> list[Chunk]:
+        """Add the next page; returns the chunks that are now complete.
+
+        With ``continues_page``, ``page`` is the next piece of the page fed last: its
+        text goes on that page's text, without a page separator.
+        """
         if self._finished:
             raise RuntimeError("This Chunker is finished; use a new one for a new document.")
-        separator = PAGE_SEPARATOR if self._pages_fed else ""
+        if continues_page and not self._pages_fed:
+            raise ValueError("A page can only be continued after it was fed.")
         self._drop_chunked_text()
+        if continues_page:
+            self._text += page.text
+            return self._cut(final=False)
+        separator = PAGE_SEPARATOR if self._pages_fed else ""
         self._page_offsets.append(self._text_start + len(self._text) + len(separator))
         self._page_numbers.append(page.number)
         self._text += separator + page.text
@@ -150,5 +160,5 @@ class Chunker:
 
 
 def word_count(text: str) -> int:
-    """The number of whitespace-separated words."""
-    return len(text.split())
+    """The number of whitespace-separated words (counted without a list of them all)."""
+    return sum(1 for _ in _WORD.finditer(text))

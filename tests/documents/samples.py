@@ -188,6 +188,7 @@ class ZipMember:
     method: int = zipfile.ZIP_DEFLATED
     flags: int = 0
     shares_data_of: str | None = None  # an earlier member whose bytes this entry points at
+    external_attributes: int = 0  # the file's type and mode, in the top 16 bits
 
 
 def zip_member(
@@ -267,7 +268,7 @@ def write_zip(path: Path, members: list[ZipMember]) -> Path:
             0,
             0,
             0,
-            0,
+            member.external_attributes,
             offset,
         )
         directory += name

@@ -195,3 +195,27 @@ def test_smallest_chunker_is_allowed():
 )
 def test_word_count_counts_whitespace_separated_words(text, count):
     assert word_count(text) == count
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_page_fed_in_pieces_gives_the_chunks_of_the_whole_page(seed):
+    rng = random.Random(seed)
+    texts = [text for text in random_pages(rng) if text] or ["one page"]
+
+    whole = chunk_pages(texts, size=120, overlap=30)
+    chunker = Chunker(size=120, overlap=30)
+    in_pieces = []
+    for number, text in enumerate(texts, start=1):
+        cuts = sorted(rng.sample(range(len(text) + 1), min(4, len(text) + 1)))
+        bounds = [0, *cuts, len(text)]
+        for index, (start, end) in enumerate(pairwise(bounds)):
+            piece = Page(number=number, text=text[start:end])
+            in_pieces += chunker.feed(piece, continues_page=index > 0)
+    in_pieces += chunker.finish()
+
+    assert in_pieces == whole
+
+
+def test_a_page_cannot_be_continued_before_one_was_fed():
+    with pytest.raises(ValueError, match="only be continued"):
+        Chunker().feed(Page(number=1, text="x"), continues_page=True)

@@ -1,0 +1,300 @@
+"""Extraction in a child process, under hard limits on its memory and time.
+
+Parsers meet hostile files: a bomb that unpacks to gigabytes, markup that makes a parser
+loop. Whatever a file does to its parser, it does it to a child process here, never to the
+worker: the child limits its own address space (``RLIMIT_AS``) and processor time
+(``RLIMIT_CPU``) before it imports a parser, and the parent stops it at a wall-clock
+deadline. A child that runs out of memory says so and exits; one that dies says nothing,
+and the parent names the likely cause. Either way the document fails with a reason, and
+the worker goes on.
+
+The child is a fresh interpreter (``python -m documents.processing.isolation``), started
+with ``subprocess``: Celery's prefork pool processes are daemonic, and daemonic processes
+may not start multiprocessing children. It streams normalized page pieces to the parent
+as JSON lines on its stdout, so the parent holds one piece at a time; the pipe's buffer
+makes the child wait while the parent stores what it has.
+
+The child cannot outlive the work it does: the parent kills and reaps it on every way
+out of the ``with`` block (the end, an error, a cancel or time limit raised in the parent),
+and the kernel kills it if the parent process dies (``PR_SET_PDEATHSIG``).
+"""
+
+import ctypes
+import json
+import logging
+import math
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from documents.processing import DocumentError, DocumentKind, PagePiece
+
+logger = logging.getLogger(__name__)
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_IDLE_CHECK_SECONDS = 1.0
+_EXIT_WAIT_SECONDS = 2.0
+_READ_BYTES = 1024 * 1024
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a piece is far smaller; more means a broken child
+_PR_SET_PDEATHSIG = 1
+_REASON_MAX_CHARS = 120
+
+
+@dataclass(frozen=True)
+class ExtractionLimits:
+    memory_bytes: int  # the child's address space
+    seconds: float  # wall-clock time, and the child's processor time
+    max_docx_uncompressed_bytes: int
+
+
+class ChildExtraction:
+    """The normalized pieces of a document's pages, extracted by a child process.
+
+        with ChildExtraction(kind, path, limits=limits) as pieces:
+            for piece in pieces:
+                ...
+
+    Iterating raises ``DocumentError`` for a file that cannot be read, including one
+    that needs more memory or time than ``limits`` allow. ``on_page_count`` hears the
+    page count when the format knows it (PDF); ``on_idle`` is called about once a second
+    while the child is busy and quiet, and may raise to stop it (a cancel). After the
+    block, ``peak_memory_bytes`` is the child's peak resident memory, as it reported it
+    at its end (``None`` if it died without a word).
+    """
+
+    def __init__(
+        self,
+        kind: DocumentKind,
+        path: Path,
+        *,
+        limits: ExtractionLimits,
+        on_page_count: Callable[[int], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
+    ):
+        self.kind = DocumentKind(kind)
+        self.path = Path(path).resolve()
+        self.limits = limits
+        self.on_page_count = on_page_count
+        self.on_idle = on_idle
+        self.peak_memory_bytes: int | None = None
+        self._process: subprocess.Popen | None = None
+        self._started = self._deadline = 0.0
+        self._ended = False  # the child sent its last message
+
+    def __enter__(self) -> Iterator[PagePiece]:
+        request = {
+            "kind": str(self.kind),
+            "path": str(self.path),
+            "memory_bytes": self.limits.memory_bytes,
+            "seconds": self.limits.seconds,
+            "max_docx_uncompressed_bytes": self.limits.max_docx_uncompressed_bytes,
+            "parent_pid": os.getpid(),
+        }
+        self._started = time.monotonic()
+        self._deadline = self._started + self.limits.seconds
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__, json.dumps(request)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=_PROJECT_ROOT,
+        )
+        return self._pieces()
+
+    def __exit__(self, *exc_info) -> None:
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        if self._ended and process.returncode is None:
+            try:  # it said its last word and is exiting
+                process.wait(timeout=_EXIT_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        if process.returncode is None:
+            process.kill()  # no-op for a child that already exited and waits to be reaped
+        self._reap(process)
+        process.stdout.close()
+        logger.info(
+            "document extraction child ended kind=%s status=%s peak_memory_mb=%s seconds=%.1f",
+            self.kind,
+            process.returncode,
+            round(self.peak_memory_bytes / 2**20) if self.peak_memory_bytes else "unknown",
+            time.monotonic() - self._started,
+        )
+
+    def _pieces(self) -> Iterator[PagePiece]:
+        process = self._process
+        stream = process.stdout.fileno()
+        buffer = bytearray()
+        with selectors.DefaultSelector() as selector:
+            selector.register(stream, selectors.EVENT_READ)
+            next_idle_call = time.monotonic() + _IDLE_CHECK_SECONDS
+            while True:
+                while (end := buffer.find(b"\n")) >= 0:
+                    message = json.loads(buffer[:end])
+                    del buffer[: end + 1]
+                    if "peak_memory_bytes" in message:  # the last message
+                        self.peak_memory_bytes = message["peak_memory_bytes"]
+                        self._ended = True
+                    if "text" in message:
+                        yield PagePiece(message["page"], message["text"], message["first"])
+                    elif "pages" in message:
+                        if self.on_page_count is not None:
+                            self.on_page_count(message["pages"])
+                    elif "error" in message:
+                        if message.get("traceback"):
+                            logger.warning(
+                                "document extraction failed unexpectedly kind=%s\n%s",
+                                self.kind,
+                                message["traceback"],
+                            )
+                        raise DocumentError(message["error"])
+                    elif message.get("done"):
+                        return
+                now = time.monotonic()
+                if now >= self._deadline:
+                    raise DocumentError(
+                        f"Reading the document took longer than the {self.limits.seconds:g} s "
+                        "allowed; it may be damaged or built to exhaust servers."
+                    )
+                if now >= next_idle_call:
+                    next_idle_call = now + _IDLE_CHECK_SECONDS
+                    if self.on_idle is not None:
+                        self.on_idle()
+                if selector.select(min(self._deadline, next_idle_call) - now):
+                    data = os.read(stream, _READ_BYTES)
+                    if not data:
+                        break
+                    buffer += data
+                    if len(buffer) > _MAX_MESSAGE_BYTES and b"\n" not in data:
+                        raise DocumentError(_could_not_read("the reader's output was garbled"))
+        raise DocumentError(self._reason_for_silent_end(process))
+
+    def _reason_for_silent_end(self, process: subprocess.Popen) -> str:
+        """Why a child ended without a word: the kernel's limits, or a crash."""
+        self._reap(process)
+        code = process.returncode
+        if code in (-signal.SIGXCPU, -signal.SIGKILL):
+            return (
+                f"Reading the document took longer than the {self.limits.seconds:g} s of "
+                "processor time allowed; it may be damaged or built to exhaust servers."
+            )
+        if code in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
+            # A C library that cannot allocate memory often aborts instead of reporting it.
+            return _could_not_read(
+                "its reader crashed, most likely for lack of memory: it may be damaged "
+                "or built to exhaust servers"
+            )
+        return _could_not_read(f"its reader stopped with exit status {code}")
+
+    def _reap(self, process: subprocess.Popen) -> None:
+        if process.returncode is None:
+            process.wait()
+
+
+def _could_not_read(reason: str) -> str:
+    return f"The document could not be read: {reason}."
+
+
+# --- the child -----------------------------------------------------------------------------
+
+
+def _child_main(request: dict) -> int:
+    _limit_this_process(request)
+    # The pipe to the parent gets a descriptor of its own, and stdout goes nowhere: a
+    # library that prints must not garble the messages.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # Made before parsing starts: after a MemoryError there may be no memory to spare.
+    out_of_memory = {
+        "error": f"Reading the document needed more than the {request['memory_bytes'] // 2**20}"
+        " MB of memory allowed; it may be damaged or built to exhaust servers."
+    }
+    try:
+        for message in _messages(request):
+            out.write(json.dumps(message).encode() + b"\n")
+            out.flush()
+        ending = {"done": True}
+    except DocumentError as exc:
+        ending = {"error": str(exc)}
+    except MemoryError:
+        ending = out_of_memory  # the frames holding the memory go when this block ends
+    except BaseException as exc:  # anything else is reported, never lost
+        ending = {
+            "error": _could_not_read(f"{type(exc).__name__}: {_short(exc)}"),
+            "traceback": traceback.format_exc(),
+        }
+    last = json.dumps({**ending, "peak_memory_bytes": _peak_memory_bytes()})
+    out.write(last.encode() + b"\n")
+    out.flush()
+    return 0
+
+
+def _peak_memory_bytes() -> int | None:
+    # /proc, not getrusage: ru_maxrss also counts the parent's memory, which the child
+    # shared until it started the interpreter.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _messages(request: dict) -> Iterator[dict]:
+    # Imported here, after the limits are in place: importing is already parsing work.
+    from documents.processing import docx, html, pdf, text
+    from documents.processing.normalize import normalized_pieces
+
+    kind, path = DocumentKind(request["kind"]), Path(request["path"])
+    page_counts: list[int] = []
+    if kind == DocumentKind.PDF:
+        pages = pdf.extract_pages(path, on_page_count=page_counts.append)
+    elif kind == DocumentKind.DOCX:
+        pages = docx.extract_pages(
+            path, max_uncompressed_bytes=request["max_docx_uncompressed_bytes"]
+        )
+    elif kind == DocumentKind.HTML:
+        pages = html.extract_pages(path)
+    else:
+        pages = text.extract_pages(path)
+    for piece in normalized_pieces(pages):
+        if page_counts:
+            yield {"pages": page_counts.pop()}
+        yield {"page": piece.number, "text": piece.text, "first": piece.first}
+
+
+def _limit_this_process(request: dict) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (request["memory_bytes"],) * 2)
+    cpu_seconds = math.ceil(request["seconds"])
+    # The soft limit sends SIGXCPU, which ends the process; the hard one is a backstop.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != request["parent_pid"]:  # the parent died before the line above
+        sys.exit(1)
+
+
+def _short(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    reason = lines[0] if lines else "no details"
+    if len(reason) > _REASON_MAX_CHARS:
+        reason = reason[: _REASON_MAX_CHARS - 1].rstrip() + "…"
+    return reason.rstrip(".")
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(json.loads(sys.argv[1])))
