@@ -70,21 +70,57 @@ def extract_pages(path: Path) -> Iterator[Page]:
 
 def _file_encoding(path: Path) -> str:
     with open(path, "rb") as stream:
-        sample = stream.read(_SAMPLE_BYTES)
+        head = stream.read(len(_BYTE_ORDER_MARKS[0][0]))
     for mark, encoding in _BYTE_ORDER_MARKS:
-        if sample.startswith(mark):
+        if head.startswith(mark):
             return encoding
-    if _decodes_whole_file(path, "utf-8"):
+    invalid_at = _first_invalid_utf8(path)
+    if invalid_at is None:
         return "utf-8"
-    whole_file_sampled = len(sample) < _SAMPLE_BYTES
-    if not whole_file_sampled and b"\n" in sample:
-        sample = sample[: sample.rindex(b"\n") + 1]  # no character cut in half at the end
-    # The sample may not show every byte the file holds: the first candidate that fits
-    # the whole file wins, as charset-normalizer's own choice would on the whole file.
+    sample, whole_file = _sample(path, around=invalid_at)
+    # The sample is not the whole file: the first candidate that fits all of it wins, as
+    # charset-normalizer's own choice would on the whole file.
     for encoding in _candidates(charset_normalizer.from_bytes(sample))[:_MAX_CANDIDATES]:
-        if whole_file_sampled or _decodes_whole_file(path, encoding):
+        if whole_file or _decodes_whole_file(path, encoding):
             return encoding
     raise DocumentError(_UNRECOGNISED)
+
+
+def _first_invalid_utf8(path: Path) -> int | None:
+    """Where the first byte that is not UTF-8 is, in one pass; ``None`` if there is none."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as stream:
+        try:
+            while data := stream.read(_READ_BYTES):
+                decoder.decode(data)
+                offset += len(data)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            return max(0, offset + error.start - len(decoder.getstate()[0]))
+    return None
+
+
+def _sample(path: Path, *, around: int) -> tuple[bytes, bool]:
+    """The file's start and the lines around byte ``around``; and whether that is all of it.
+
+    Slices end at line ends, so that no character is cut in half.
+    """
+    half = _SAMPLE_BYTES // 2
+    with open(path, "rb") as stream:
+        data = stream.read(_SAMPLE_BYTES + 1)
+        if len(data) <= _SAMPLE_BYTES:
+            return data, True
+        head = _whole_lines(data[:half], keep_start=True)
+        stream.seek(max(0, around - half // 2))
+        middle = _whole_lines(stream.read(half), keep_start=around <= half // 2)
+    return head + b"\n" + middle, False
+
+
+def _whole_lines(data: bytes, *, keep_start: bool) -> bytes:
+    start = 0 if keep_start or b"\n" not in data else data.index(b"\n") + 1
+    end = data.rindex(b"\n") + 1 if b"\n" in data[start:] else len(data)
+    return data[start:end]
 
 
 def _decodes_whole_file(path: Path, encoding: str) -> bool:

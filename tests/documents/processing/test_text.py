@@ -116,3 +116,14 @@ def test_bytes_the_first_mib_did_not_show_are_decoded_too(tmp_path):
 
     assert text.startswith("Café crème.\nCafé crème.\n")
     assert text.endswith("Fin \x81\x8d\x8f\x90\x9d")  # Latin-1: control characters
+
+
+def test_odd_bytes_after_a_first_mib_of_plain_ascii_are_decoded_too(tmp_path):
+    # The first MiB says nothing but ASCII; the encoding is judged by the lines around the
+    # first byte that is not UTF-8 as well.
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"plain ascii words\n" * 100_000 + "Fin, café.\n".encode("cp1252"))
+
+    text = "".join(page.text for page in extract_pages(path))
+
+    assert text.endswith("Fin, café.\n")
