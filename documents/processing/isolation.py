@@ -8,7 +8,7 @@ deadline. A child that runs out of memory says so and exits; one that dies says 
 and the parent names the likely cause. Either way the document fails with a reason, and
 the worker goes on.
 
-The child is a fresh interpreter (``python -m documents.processing.isolation``), started
+The child is a fresh interpreter (``python -m documents.processing.extraction_child``), started
 with ``subprocess``: Celery's prefork pool processes are daemonic, and daemonic processes
 may not start multiprocessing children. It streams normalized page pieces to the parent
 as JSON lines on its stdout, so the parent holds one piece at a time; the pipe's buffer
@@ -19,27 +19,25 @@ out of the ``with`` block (the end, an error, a cancel or time limit raised in t
 and the kernel kills it if the parent process dies (``PR_SET_PDEATHSIG``).
 """
 
-import ctypes
 import json
 import logging
-import math
 import os
-import resource
 import selectors
 import signal
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from documents.processing import DocumentError, DocumentKind, PagePiece
+from documents.processing.extraction_child import could_not_read
 
 logger = logging.getLogger(__name__)
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_CHILD_MODULE = "documents.processing.extraction_child"
 _IDLE_CHECK_SECONDS = 1.0
 _EXIT_WAIT_SECONDS = 2.0
 _READ_BYTES = 1024 * 1024
@@ -65,7 +63,8 @@ class ChildExtraction:
     Iterating raises ``DocumentError`` for a file that cannot be read, including one
     that needs more memory or time than ``limits`` allow. ``on_page_count`` hears the
     page count when the format knows it (PDF); ``on_idle`` is called about once a second
-    while the child is busy and quiet, and may raise to stop it (a cancel). After the
+    while the child works, also when it sends nothing for long, and may raise to stop
+    it (a cancel). After the
     block, ``peak_memory_bytes`` is the child's peak resident memory, as it reported it
     at its end (``None`` if it died without a word).
     """
@@ -101,7 +100,7 @@ class ChildExtraction:
         self._started = time.monotonic()
         self._deadline = self._started + self.limits.seconds
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, json.dumps(request)],
+            [sys.executable, "-m", _CHILD_MODULE, json.dumps(request)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -176,7 +175,7 @@ class ChildExtraction:
                         break
                     buffer += data
                     if len(buffer) > _MAX_MESSAGE_BYTES and b"\n" not in data:
-                        raise DocumentError(_could_not_read("the reader's output was garbled"))
+                        raise DocumentError(could_not_read("the reader's output was garbled"))
         raise DocumentError(self._reason_for_silent_end(process))
 
     def _reason_for_silent_end(self, process: subprocess.Popen) -> str:
@@ -190,111 +189,12 @@ class ChildExtraction:
             )
         if code in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
             # A C library that cannot allocate memory often aborts instead of reporting it.
-            return _could_not_read(
+            return could_not_read(
                 "its reader crashed, most likely for lack of memory: it may be damaged "
                 "or built to exhaust servers"
             )
-        return _could_not_read(f"its reader stopped with exit status {code}")
+        return could_not_read(f"its reader stopped with exit status {code}")
 
     def _reap(self, process: subprocess.Popen) -> None:
         if process.returncode is None:
             process.wait()
-
-
-def _could_not_read(reason: str) -> str:
-    return f"The document could not be read: {reason}."
-
-
-# --- the child -----------------------------------------------------------------------------
-
-
-def _child_main(request: dict) -> int:
-    _limit_this_process(request)
-    # The pipe to the parent gets a descriptor of its own, and stdout goes nowhere: a
-    # library that prints must not garble the messages.
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    # Made before parsing starts: after a MemoryError there may be no memory to spare.
-    out_of_memory = {
-        "error": f"Reading the document needed more than the {request['memory_bytes'] // 2**20}"
-        " MB of memory allowed; it may be damaged or built to exhaust servers."
-    }
-    try:
-        for message in _messages(request):
-            out.write(json.dumps(message).encode() + b"\n")
-            out.flush()
-        ending = {"done": True}
-    except DocumentError as exc:
-        ending = {"error": str(exc)}
-    except MemoryError:
-        ending = out_of_memory  # the frames holding the memory go when this block ends
-    except BaseException as exc:  # anything else is reported, never lost
-        ending = {
-            "error": _could_not_read(f"{type(exc).__name__}: {_short(exc)}"),
-            "traceback": traceback.format_exc(),
-        }
-    last = json.dumps({**ending, "peak_memory_bytes": _peak_memory_bytes()})
-    out.write(last.encode() + b"\n")
-    out.flush()
-    return 0
-
-
-def _peak_memory_bytes() -> int | None:
-    # /proc, not getrusage: ru_maxrss also counts the parent's memory, which the child
-    # shared until it started the interpreter.
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _messages(request: dict) -> Iterator[dict]:
-    # Imported here, after the limits are in place: importing is already parsing work.
-    from documents.processing import docx, html, pdf, text
-    from documents.processing.normalize import normalized_pieces
-
-    kind, path = DocumentKind(request["kind"]), Path(request["path"])
-    page_counts: list[int] = []
-    if kind == DocumentKind.PDF:
-        pages = pdf.extract_pages(path, on_page_count=page_counts.append)
-    elif kind == DocumentKind.DOCX:
-        pages = docx.extract_pages(
-            path, max_uncompressed_bytes=request["max_docx_uncompressed_bytes"]
-        )
-    elif kind == DocumentKind.HTML:
-        pages = html.extract_pages(path)
-    else:
-        pages = text.extract_pages(path)
-    for piece in normalized_pieces(pages):
-        if page_counts:
-            yield {"pages": page_counts.pop()}
-        yield {"page": piece.number, "text": piece.text, "first": piece.first}
-
-
-def _limit_this_process(request: dict) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (request["memory_bytes"],) * 2)
-    cpu_seconds = math.ceil(request["seconds"])
-    # The soft limit sends SIGXCPU, which ends the process; the hard one is a backstop.
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != request["parent_pid"]:  # the parent died before the line above
-        sys.exit(1)
-
-
-def _short(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    reason = lines[0] if lines else "no details"
-    if len(reason) > _REASON_MAX_CHARS:
-        reason = reason[: _REASON_MAX_CHARS - 1].rstrip() + "…"
-    return reason.rstrip(".")
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(json.loads(sys.argv[1])))

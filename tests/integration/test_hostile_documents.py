@@ -1,6 +1,6 @@
 """Hostile and huge documents under a real worker: the pool process stays small and alive.
 
-Parsing happens in a child process of the pool process (documents/processing/isolation.py);
+Parsing happens in a child of the pool process (documents/processing/isolation.py);
 these tests prove it works inside Celery's daemonic prefork pool, that a cancel reaches
 and kills the child, and that no child outlives its task.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.documents import samples
+from tests.integration.processes import child_pids
 from tests.integration.test_documents import (
     DOCUMENTS,
     assert_scratch_space_emptied,
@@ -25,22 +26,27 @@ pytestmark = pytest.mark.integration
 MIB = 2**20
 
 
-def extraction_children() -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"documents.processing.isolation" in (entry / "cmdline").read_bytes():
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-    return found
+def extraction_children(worker) -> set[int]:
+    """Living extraction children of the worker's pool processes."""
+    return {
+        pid
+        for pool_pid in worker.pool_pids()
+        for pid in child_pids(pool_pid)
+        if b"documents.processing.extraction_child" in _command(pid)
+    }
 
 
-def assert_no_extraction_child_left(timeout: float = 10.0) -> None:
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def assert_no_extraction_child_left(worker, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while extraction_children():
-        assert time.monotonic() < deadline, f"left running: {extraction_children()}"
+    while extraction_children(worker):
+        assert time.monotonic() < deadline, f"left running: {extraction_children(worker)}"
         time.sleep(0.1)
 
 
@@ -67,7 +73,7 @@ def test_largest_accepted_text_leaves_the_pool_process_under_300_mb(
     )
     peaks = [peak_resident_bytes(pid) for pid in celery_worker.pool_pids()]
     assert max(peaks) < 300 * MIB, [peak // MIB for peak in peaks]
-    assert_no_extraction_child_left()
+    assert_no_extraction_child_left(celery_worker)
 
 
 def test_large_word_file_leaves_the_pool_process_under_300_mb(live, celery_worker, tmp_path):
@@ -87,10 +93,10 @@ def test_large_word_file_leaves_the_pool_process_under_300_mb(live, celery_worke
     assert final["word_count"] == len(words)
     peaks = [peak_resident_bytes(pid) for pid in celery_worker.pool_pids()]
     assert max(peaks) < 300 * MIB, [peak // MIB for peak in peaks]
-    assert_no_extraction_child_left()
+    assert_no_extraction_child_left(celery_worker)
 
 
-def test_hostile_word_file_fails_and_the_next_document_completes(live, tmp_path):
+def test_hostile_word_file_fails_and_the_next_document_completes(live, celery_worker, tmp_path):
     bomb = samples.make_under_declared_docx(tmp_path / "bomb.docx", real_bytes=2**30)
     plain = samples.make_docx(tmp_path / "plain.docx", [["The worker is still here."]])
 
@@ -100,11 +106,11 @@ def test_hostile_word_file_fails_and_the_next_document_completes(live, tmp_path)
     assert failed["status"] == "failed"
     assert "holds more bytes than its zip directory declares" in failed["error"]
     assert completed["status"] == "completed", completed["error"]
-    assert_no_extraction_child_left()
+    assert_no_extraction_child_left(celery_worker)
     assert_scratch_space_emptied()
 
 
-def test_delete_while_the_child_parses_kills_the_child(live, tmp_path):
+def test_delete_while_the_child_parses_kills_the_child(live, celery_worker, tmp_path):
     # One page of six million text operators: the child parses for seconds without a page.
     content = b"BT /F1 12 Tf 72 700 Td " + b"(word) Tj " * 6_000_000 + b"ET"
     path = tmp_path / "slow.pdf"
@@ -113,14 +119,14 @@ def test_delete_while_the_child_parses_kills_the_child(live, tmp_path):
     )
     document = upload(live, path)
     deadline = time.monotonic() + 30
-    while not extraction_children():
+    while not extraction_children(celery_worker):
         assert time.monotonic() < deadline, "the child did not start"
         time.sleep(0.05)
 
     response = live.delete(f"{DOCUMENTS}{document['id']}/")
 
     assert response.status_code == 204
-    assert_no_extraction_child_left(timeout=5)
+    assert_no_extraction_child_left(celery_worker, timeout=5)
     task = live.get(document["task"]["poll"]).json()
     assert task["status"] == "cancelled"
     assert_scratch_space_emptied()

@@ -122,6 +122,20 @@ def test_hostile_file_ends_clearly_in_time_and_memory(
     assert peaks and all(peak == "unknown" or peak < 512 for peak in peaks), peaks
 
 
+def test_a_word_longer_than_a_piece_of_text_counts_once(api, web_server):
+    # The child hands a long page back in pieces; this one has to be cut inside its word.
+    data = b"before " + b"x" * 700_000 + b" after"
+
+    response = submit(api, web_server, "long-word.txt", data)
+    process_as_the_worker_does(response.json()["task"]["id"])
+
+    final = api.get(f"{DOCUMENTS}{response.json()['id']}/").json()
+    assert final["status"] == "completed", final["error"]
+    assert (final["page_count"], final["word_count"]) == (1, 3)
+    text = b"".join(api.get(f"{DOCUMENTS}{final['id']}/text").streaming_content)
+    assert text == data
+
+
 def test_a_plain_document_after_the_corpus_completes(api, web_server, tmp_path):
     path = samples.make_docx(tmp_path / "after.docx", [["Life goes on after the corpus."]])
 

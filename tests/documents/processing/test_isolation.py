@@ -17,16 +17,18 @@ LIMITS = ExtractionLimits(
 )
 
 
-def extraction_children() -> set[int]:
-    """Processes of this user running the extraction child (zombies included)."""
+def extraction_children(parent: int | None = None) -> set[int]:
+    """Living extraction children of ``parent`` (this process by default)."""
+    parent = os.getpid() if parent is None else parent
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 command = (entry / "cmdline").read_bytes()
-            except OSError:
+                parent_pid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue  # gone meanwhile
-            if b"documents.processing.isolation" in command:
+            if parent_pid == parent and b"documents.processing.extraction_child" in command:
                 found.add(int(entry.name))
     return found
 
