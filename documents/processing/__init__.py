@@ -10,7 +10,8 @@ modules, one job each:
     text      plain text and Markdown, with charset detection, decoded as a stream
     html      web pages (for URL ingestion), parsed without building a tree
     normalize one form for all extracted text, also for pages that come in fragments
-    isolation extraction in a child process with memory and time limits
+    isolation extraction in a child process with memory and time limits; the child's
+              side is extraction_child
     chunking  overlapping chunks with their offsets, fed page by page
     addresses whether a URL, and every address its host resolves to, may be fetched
     fetch     downloading a web page without reaching private addresses

@@ -40,6 +40,7 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _CHILD_MODULE = "documents.processing.extraction_child"
 _IDLE_CHECK_SECONDS = 1.0
 _EXIT_WAIT_SECONDS = 2.0
+_GARBLED = could_not_read("the reader's answer was garbled")
 _READ_BYTES = 1024 * 1024
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a piece is far smaller; more means a broken child
 _PR_SET_PDEATHSIG = 1
@@ -139,7 +140,10 @@ class ChildExtraction:
             next_idle_call = time.monotonic() + _IDLE_CHECK_SECONDS
             while True:
                 while (end := buffer.find(b"\n")) >= 0:
-                    message = json.loads(buffer[:end])
+                    try:
+                        message = json.loads(buffer[:end])
+                    except ValueError:
+                        raise DocumentError(_GARBLED) from None
                     del buffer[: end + 1]
                     if "peak_memory_bytes" in message:  # the last message
                         self.peak_memory_bytes = message["peak_memory_bytes"]
@@ -175,17 +179,22 @@ class ChildExtraction:
                         break
                     buffer += data
                     if len(buffer) > _MAX_MESSAGE_BYTES and b"\n" not in data:
-                        raise DocumentError(could_not_read("the reader's output was garbled"))
+                        raise DocumentError(_GARBLED)
         raise DocumentError(self._reason_for_silent_end(process))
 
     def _reason_for_silent_end(self, process: subprocess.Popen) -> str:
         """Why a child ended without a word: the kernel's limits, or a crash."""
         self._reap(process)
         code = process.returncode
-        if code in (-signal.SIGXCPU, -signal.SIGKILL):
+        if code == -signal.SIGXCPU:
             return (
                 f"Reading the document took longer than the {self.limits.seconds:g} s of "
                 "processor time allowed; it may be damaged or built to exhaust servers."
+            )
+        if code == -signal.SIGKILL:  # the processor time's hard limit, or the OOM killer
+            return could_not_read(
+                "its reader was stopped by the system, for lack of memory or time: it may "
+                "be damaged or built to exhaust servers"
             )
         if code in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
             # A C library that cannot allocate memory often aborts instead of reporting it.
