@@ -6,6 +6,7 @@ the body ends with an error of its own after the cancel (a parser that caught th
 and raised its own error, as pypdf's broad ``except Exception`` blocks can).
 """
 
+import re
 import time
 import uuid
 
@@ -22,6 +23,16 @@ from tests.integration.conftest import WorkerProcess
 from tests.integration.test_documents import DOCUMENTS, poll_document, upload
 
 pytestmark = pytest.mark.integration
+
+
+def lines_about(log: str, task_id: str) -> list[str]:
+    """The log lines that name the task, or the pool process that ran it."""
+    runner = re.search(rf"/(ForkPoolWorker-\d+)\] task started id={task_id}", log).group(1)
+    return [
+        line
+        for line in log.splitlines()
+        if task_id in line or f"/{runner}]" in line or f"'{runner}'" in line
+    ]
 
 
 def wait_for(condition, *, timeout: float, message: str):
@@ -65,7 +76,11 @@ def test_cancel_while_processing_ends_cancelled_and_revoked_without_an_error_log
     )
     log = celery_worker.log()[log_before:]
     assert f"task stopped after cancel id={task_id}" in log
-    assert "ERROR" not in log and "Traceback" not in log, log
+    # The session's worker is shared: a pool process an earlier test had killed (at its hard
+    # time limit) may be reported late, inside this test's part of the log.
+    about_this_task = lines_about(log, task_id)
+    assert not [line for line in about_this_task if "ERROR" in line], about_this_task
+    assert f"{task_id}] raised unexpected" not in log, log
 
 
 @pytest.fixture
