@@ -15,9 +15,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 
+from tasks_app.models import TaskRecord
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.integration.processes import child_pids
@@ -34,6 +36,19 @@ def _test_database_url() -> str:
     if db.get("PASSWORD"):
         credentials += ":" + quote(db["PASSWORD"])
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def submit_to_private_queue(*, owner, task_type: str, queue: str, task_input: dict) -> TaskRecord:
+    """A task whose one message goes to ``queue``, read only by a test's own worker.
+
+    Created without ``task_submit``, whose dispatch would reach the shared queues (and the
+    session's worker). Reconciliation sends any later message to the record's ``queue`` too.
+    """
+    record = TaskRecord.objects.create(
+        owner=owner, task_type=task_type, queue=queue, priority=5, input=task_input
+    )
+    current_app.send_task(task_type, args=[str(record.pk)], task_id=str(record.pk), queue=queue)
+    return record
 
 
 class WorkerProcess:

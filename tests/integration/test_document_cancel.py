@@ -11,15 +11,13 @@ import time
 import uuid
 
 import pytest
-from celery import current_app
 from celery.states import READY_STATES
 from django_celery_results.models import TaskResult
 
-from tasks_app.models import TaskRecord
 from tests.conftest import client_for
 from tests.documents import samples
 from tests.factories import UserFactory
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import WorkerProcess, submit_to_private_queue
 from tests.integration.test_documents import DOCUMENTS, poll_document, upload
 
 pytestmark = pytest.mark.integration
@@ -109,17 +107,13 @@ def test_an_error_raised_after_the_cancel_is_logged_as_the_cancel_not_a_failure(
     worker, queue = slow_watch_worker
     owner = UserFactory(username=f"cancel-{uuid.uuid4().hex[:6]}")
     api = client_for(owner)
-    # Created without task_submit, whose dispatch would reach the shared queues: its one
-    # message goes to the queue only this worker reads.
-    record = TaskRecord.objects.create(
+    record = submit_to_private_queue(
         owner=owner,
         task_type="diagnostics.fail",
         queue=queue,
-        priority=5,
-        input={"message": "the body's own error, after the cancel", "after_seconds": 4},
+        task_input={"message": "the body's own error, after the cancel", "after_seconds": 4},
     )
     task_id = str(record.pk)
-    current_app.send_task("diagnostics.fail", args=[task_id], task_id=task_id, queue=queue)
     # Past its last progress report: from here on only the watch could see the cancel.
     wait_for(
         lambda: (

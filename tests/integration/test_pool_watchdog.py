@@ -11,12 +11,11 @@ import time
 import uuid
 
 import pytest
-from celery import current_app
 
 from tasks_app.models import PoolStall, TaskRecord
 from tests.conftest import client_for
 from tests.factories import UserFactory
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import WorkerProcess, submit_to_private_queue
 from tests.integration.test_task_lifecycle import has_status, poll
 
 pytestmark = pytest.mark.integration
@@ -49,17 +48,11 @@ def test_a_task_handed_to_a_wedged_process_runs_on_its_replacement(one_process_w
     os.kill(wedged, signal.SIGSTOP)
     owner = UserFactory(username=f"wedge-{uuid.uuid4().hex[:6]}")
     api = client_for(owner)
-    # The record is created without task_submit, whose dispatch would reach the shared
-    # queues; its one message goes to the queue only this worker reads.
-    record = TaskRecord.objects.create(
+    record = submit_to_private_queue(
         owner=owner,
         task_type="diagnostics.sleep",
         queue=queue,
-        priority=5,
-        input={"seconds": 0.1, "steps": 1},
-    )
-    current_app.send_task(
-        "diagnostics.sleep", args=[str(record.pk)], task_id=str(record.pk), queue=queue
+        task_input={"seconds": 0.1, "steps": 1},
     )
 
     final = poll(api, str(record.pk), until=has_status("succeeded", "failed"), timeout=30)[-1]

@@ -9,9 +9,9 @@ import time
 import uuid
 
 import pytest
-from celery import current_app
 
-from tasks_app.models import DiagnosticCounter, TaskRecord, TaskStatus
+from tasks_app.models import DiagnosticCounter, TaskStatus
+from tests.integration.conftest import submit_to_private_queue
 from tests.integration.faults.conftest import wait_until
 from tests.integration.test_task_lifecycle import has_status, poll
 
@@ -54,15 +54,11 @@ def test_tasks_running_while_their_worker_is_stopped_run_again_and_succeed(owner
         worker = fleet.start_worker(queues=(queue,))
         stop = STOPS[repetition % len(STOPS)]
         key = f"stopped-{uuid.uuid4().hex[:8]}"
-        record = TaskRecord.objects.create(
+        record = submit_to_private_queue(
             owner=owner,
             task_type="diagnostics.count",
             queue=queue,
-            priority=5,
-            input={"key": key, "seconds": GRACE_SECONDS + 1},  # outlives the grace period
-        )
-        current_app.send_task(
-            "diagnostics.count", args=[str(record.pk)], task_id=str(record.pk), queue=queue
+            task_input={"key": key, "seconds": GRACE_SECONDS + 1},  # outlives the grace period
         )
         poll(api, str(record.pk), until=has_status("running"), timeout=20)
         wait_until(worker.busy_children, timeout=5, what="the child running the task")
