@@ -1,18 +1,30 @@
 """Fair use: past TASKS_MAX_RUNNING_PER_USER tasks wait unsent; past the active limit, 429."""
 
+import dataclasses
 import threading
+import uuid
 
 import pytest
 from django.db import connection
 from django.test import override_settings
 
-from tasks_app import recovery, services
+from tasks_app import recovery, registry, services
 from tasks_app.models import TaskQuota, TaskRecord, TaskStatus
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory, UserFactory
 
 TASKS = "/api/v1/tasks/"
 SUBMISSION = {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}
+
+
+@pytest.fixture(autouse=True)
+def unread_queue(monkeypatch) -> str:
+    """Messages go to a queue no worker reads: a worker the integration tests left running
+    would run (and finish, and admit more of) the tasks whose admission is under test."""
+    queue = f"admission-{uuid.uuid4().hex[:8]}"
+    sleep = registry.get_task_type("diagnostics.sleep")
+    monkeypatch.setitem(registry._task_types, sleep.name, dataclasses.replace(sleep, queue=queue))
+    return queue
 
 
 def submit(api, priority=None) -> dict:
@@ -120,11 +132,14 @@ def test_reconciliation_admits_what_a_dead_finisher_left_waiting(
 
 @pytest.mark.django_db(transaction=True)
 @override_settings(TASKS_MAX_RUNNING_PER_USER=4)
-def test_tasks_finishing_at_once_never_admit_past_the_limit():
+def test_tasks_finishing_at_once_never_admit_past_the_limit(unread_queue):
     owner = UserFactory()
-    running = [TaskRecordFactory(owner=owner, status=TaskStatus.RUNNING) for _ in range(4)]
+    running = [
+        TaskRecordFactory(owner=owner, status=TaskStatus.RUNNING, queue=unread_queue)
+        for _ in range(4)
+    ]
     for _ in range(10):
-        TaskRecordFactory(owner=owner, status=TaskStatus.WAITING)
+        TaskRecordFactory(owner=owner, status=TaskStatus.WAITING, queue=unread_queue)
     start = threading.Barrier(len(running))
     errors = []
 
