@@ -31,5 +31,6 @@ def test_one_users_backlog_does_not_starve_another_users_task(transactional_db, 
         TaskRecord.objects.filter(owner=alice).values_list("started_at", flat=True)
     )
     bob_start = TaskRecord.objects.get(pk=bobs["id"]).started_at
-    # Bob waited for at most the two tasks of Alice's that were running, not her backlog of 8.
-    assert bob_start < alice_starts[2], (bob_start, alice_starts)
+    # Bob waited for the two tasks of Alice's that were running (and may start alongside her
+    # third, admitted as they finished), not for her backlog of 8.
+    assert bob_start < alice_starts[3], (bob_start, alice_starts)
