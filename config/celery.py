@@ -16,7 +16,9 @@ TRANSPORT_ALIASES["filesystem"] = "config.broker:Transport"
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Task modules are found by tasks_app's ready() (each app's tasks.py), which the Django
+# fixup runs in every worker and beat before they start.
+
 # Every worker replaces a pool process that takes a task and never starts it.
 app.steps["worker"].add("tasks_app.pool_watchdog:PoolWatchdog")
 

@@ -15,7 +15,7 @@ urlpatterns = [
 ]
 
 # Under /api/ Django's own 400, 403, 404 and 500 answer in the API's JSON format.
-handler400 = "config.exception_handlers.api_bad_request"
-handler403 = "config.exception_handlers.api_permission_denied"
-handler404 = "config.exception_handlers.api_page_not_found"
-handler500 = "config.exception_handlers.api_server_error"
+handler400 = "api.exception_handlers.api_bad_request"
+handler403 = "api.exception_handlers.api_permission_denied"
+handler404 = "api.exception_handlers.api_page_not_found"
+handler500 = "api.exception_handlers.api_server_error"

@@ -17,20 +17,20 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.parsers import BoundedJSONParser
-from config.schema import ErrorSerializer
-from documents import search, selectors, services
-from documents.errors import DocumentNotReady
-from documents.models import Document, DocumentChunk, DocumentStatus
-from documents.processing import DocumentKind
-from documents.uploads import MaxSizeUploadHandler, UploadTooLarge
-from tasks_app.pagination import (
+from api.pagination import (
     CheckedCursorPagination,
     NewestFirstPagination,
     StrictPageSize,
     filtered_page_response,
 )
-from tasks_app.throttling import SubmitRateThrottle
+from api.parsers import BoundedJSONParser
+from api.schema import ErrorSerializer
+from api.throttling import SubmitRateThrottle
+from documents import search, selectors, services
+from documents.errors import DocumentNotReady
+from documents.models import Document, DocumentChunk, DocumentStatus
+from documents.processing import DocumentKind
+from documents.uploads import MaxSizeUploadHandler, UploadTooLarge
 
 
 @extend_schema_serializer(component_name="Document")

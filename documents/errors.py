@@ -1,8 +1,12 @@
 """Domain errors of document services (processing errors live in documents.processing)."""
 
+from api.errors import DomainError
 
-class DocumentBusy(Exception):
+
+class DocumentBusy(DomainError):
     """The document is still being processed; the request has to wait for it to finish."""
+
+    http_status = 409
 
     def __init__(self, *, status: str):
         self.status = status
@@ -11,8 +15,10 @@ class DocumentBusy(Exception):
         )
 
 
-class DocumentNotReady(Exception):
+class DocumentNotReady(DomainError):
     """The document has no extracted text yet (it is not completed)."""
+
+    http_status = 409
 
     def __init__(self, *, status: str):
         self.status = status

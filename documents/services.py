@@ -23,8 +23,8 @@ from documents.processing.detect import detect_kind
 from documents.processing.fetch import FetchPolicy, check_url
 from tasks_app.errors import TaskNotCancellable
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.registry import get_task_type
 from tasks_app.services import task_cancel, task_submit
+from tasks_app.task_types import get_task_type
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,3 @@ class OperationsConfig(AppConfig):
     """Health, metrics and scheduled maintenance: what the people running the service use."""
 
     name = "operations"
-
-    def ready(self) -> None:
-        from operations import tasks  # noqa: F401  (the maintenance tasks beat sends)

@@ -29,7 +29,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from operations.models import HealthStatus
 from tasks_app.models import FINAL_STATUSES, DeadLetter, PoolStall, TaskRecord, TaskStatus
 from tasks_app.recovery import broker_queue_size
-from tasks_app.registry import all_task_types
+from tasks_app.task_types import all_task_types
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class TasksAppConfig(AppConfig):
@@ -6,6 +7,10 @@ class TasksAppConfig(AppConfig):
     verbose_name = "Tasks"
 
     def ready(self) -> None:
-        # Registering task types fills the registry in the web process too (the worker
-        # imports tasks modules through Celery's autodiscovery).
-        from tasks_app import signals, tasks  # noqa: F401
+        from tasks_app import signals
+
+        signals.connect_handlers()
+        # The one discovery of task types and beat's tasks: every installed app declares
+        # them in its tasks.py. In every process (web, worker, beat), so the web process
+        # knows the types it accepts and the worker the Celery tasks it runs.
+        autodiscover_modules("tasks")

@@ -1,6 +1,6 @@
 """Services for dead letters: what staff do with tasks that will not succeed by themselves.
 
-Entries are written by ``services._finish`` in the transaction that fails the task.
+Entries are written by ``transitions.task_finish`` in the transaction that fails the task.
 """
 
 import logging
@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
-from tasks_app.registry import get_task_type
 from tasks_app.services import task_submit
+from tasks_app.task_types import get_task_type
 
 logger = logging.getLogger(__name__)
 

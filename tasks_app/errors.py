@@ -1,7 +1,9 @@
 """Domain errors. Services raise these; the API's exception handler turns them into HTTP."""
 
+from api.errors import DomainError
 
-class TaskError(Exception):
+
+class TaskError(DomainError):
     """Base class of the errors a task service raises for a caller to handle."""
 
 
@@ -12,6 +14,8 @@ class TaskCancelled(Exception):
 class TaskNotCancellable(TaskError):
     """The task already reached a final status, so there is nothing left to cancel."""
 
+    http_status = 409
+
     def __init__(self, *, status: str):
         self.status = status
         super().__init__(
@@ -21,6 +25,8 @@ class TaskNotCancellable(TaskError):
 
 class ActiveTaskLimitReached(TaskError):
     """The owner already has as many unfinished tasks as they may (TASKS_MAX_ACTIVE_PER_USER)."""
+
+    http_status = 429
 
     def __init__(self, *, limit: int):
         self.limit = limit
@@ -33,6 +39,8 @@ class ActiveTaskLimitReached(TaskError):
 class IdempotencyKeyReused(TaskError):
     """An Idempotency-Key came back with a different submission than the first time."""
 
+    http_status = 422
+
     def __init__(self, *, key: str):
         self.key = key
         super().__init__(
@@ -41,8 +49,17 @@ class IdempotencyKeyReused(TaskError):
         )
 
 
+class IdempotencyKeyInvalid(TaskError):
+    """The Idempotency-Key header is too long or holds control characters."""
+
+    # Answered like a validation error of the header, as DRF reports a field.
+    field = "Idempotency-Key"
+
+
 class DeadLetterResolved(TaskError):
     """The dead letter was already requeued or discarded."""
+
+    http_status = 409
 
     def __init__(self, *, resolution: str):
         self.status = resolution
@@ -51,6 +68,8 @@ class DeadLetterResolved(TaskError):
 
 class DeadLetterNotRequeueable(TaskError):
     """The task's type is started by its own app (e.g. document processing), not requeued here."""
+
+    http_status = 409
 
     def __init__(self, *, task_type: str):
         self.status = "open"

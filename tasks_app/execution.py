@@ -18,10 +18,10 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.db import transaction
 
-from tasks_app import selectors, services
+from tasks_app import selectors, transitions
 from tasks_app.errors import TaskCancelled
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.registry import TaskType
+from tasks_app.task_types import TaskType
 from tasks_app.watch import watched
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class TaskContext:
         """
         with transaction.atomic():
             yield
-            if not services.task_mark_succeeded(
+            if not transitions.task_mark_succeeded(
                 task_id=self.task_id, result=result, attempt=self.attempt
             ):
                 raise TaskCancelled(self.task_id)
@@ -70,7 +70,7 @@ class TaskContext:
         if now - self._last_progress_write < self.PROGRESS_INTERVAL_SECONDS and not is_last_step:
             return
         self._last_progress_write = now
-        if not services.task_report_progress(
+        if not transitions.task_report_progress(
             task_id=self.task_id,
             current=current,
             total=total,
@@ -81,12 +81,12 @@ class TaskContext:
 
     def raise_if_cancelled(self) -> None:
         """A cheap check for bodies that have no progress to report for a while."""
-        if not services.task_is_running(task_id=self.task_id, attempt=self.attempt):
+        if not transitions.task_is_running(task_id=self.task_id, attempt=self.attempt):
             raise TaskCancelled(self.task_id)
 
 
 def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task) -> dict | None:
-    record = services.task_claim(task_id=task_id, worker=celery_task.request.hostname or "")
+    record = transitions.task_claim(task_id=task_id, worker=celery_task.request.hostname or "")
     if record is None:
         _skip_unclaimed(task_id=task_id, task_type=task_type, celery_task=celery_task)
     attempt = record.attempts
@@ -105,7 +105,7 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         if context.completed:  # its success committed just before the limit struck
             logger.info("task succeeded %s", log_context)
             return context.completed_result
-        if services.task_mark_timed_out(
+        if transitions.task_mark_timed_out(
             task_id=task_id,
             error_message=f"The task ran past its time limit of {task_type.soft_time_limit} s.",
             attempt=attempt,
@@ -132,20 +132,20 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         if task_type.retry.should_retry(error, retries_done=retries_done):
             countdown = task_type.retry.countdown(retries_done=retries_done)
             # Marked retrying before the retry message exists, so its delivery can claim.
-            if not services.task_mark_retrying(
+            if not transitions.task_mark_retrying(
                 task_id=task_id, countdown=countdown, **error_fields
             ):
                 _store_revoked(celery_task, task_id)
             logger.warning("task will retry in %ss %s: %s", countdown, log_context, error)
             raise celery_task.retry(exc=error, countdown=countdown) from error
-        services.task_mark_failed(task_id=task_id, **error_fields)
+        transitions.task_mark_failed(task_id=task_id, **error_fields)
         logger.warning("task failed %s: %s", log_context, error)
         raise
 
     if context.completed:  # the body recorded its success itself (complete_atomically)
         logger.info("task succeeded %s", log_context)
         return result
-    if not services.task_mark_succeeded(task_id=task_id, result=result, attempt=attempt):
+    if not transitions.task_mark_succeeded(task_id=task_id, result=result, attempt=attempt):
         # Cancelled while finishing: the cancel wins and the result is dropped.
         logger.info("task finished after cancel, result dropped %s", log_context)
         _store_revoked(celery_task, task_id)

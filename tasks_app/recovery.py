@@ -22,7 +22,7 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
 
-from tasks_app import admission, services
+from tasks_app import admission, dispatch, transitions
 from tasks_app.models import TaskRecord, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ def tasks_recover_stale(*, now=None) -> dict[str, int]:
             ):
                 counts["requeued"] += 1
                 logger.warning("task requeued, worker lost id=%s attempt=%s", task_id, attempts)
-                services.task_dispatch(task_id=task_id)
-        elif services.task_mark_failed(
+                dispatch.task_dispatch(task_id=task_id)
+        elif transitions.task_mark_failed(
             task_id=task_id,
             error_type="WorkerLost",
             error_message=(
@@ -86,7 +86,7 @@ def tasks_redispatch_lost(*, now=None) -> dict[str, int]:
         created_at__lt=now - UNDISPATCHED_GRACE,
     )
     for task_id in never_sent.values_list("pk", flat=True)[:BATCH_SIZE]:
-        counts["never_sent"] += services.task_dispatch(task_id=task_id)
+        counts["never_sent"] += dispatch.task_dispatch(task_id=task_id)
 
     # A queue that is empty while tasks of it have waited long: their messages are gone.
     waiting = TaskRecord.objects.filter(status=TaskStatus.QUEUED, dispatched_at__lt=overdue)
@@ -94,14 +94,14 @@ def tasks_redispatch_lost(*, now=None) -> dict[str, int]:
         if broker_queue_size(queue) != 0:
             continue
         for task_id in waiting.filter(queue=queue).values_list("pk", flat=True)[:BATCH_SIZE]:
-            counts["lost"] += services.task_dispatch(task_id=task_id)
+            counts["lost"] += dispatch.task_dispatch(task_id=task_id)
 
     # A retry's message is held by the worker until it is due; if that worker died, it is gone.
     late_retries = TaskRecord.objects.filter(
         status=TaskStatus.RETRYING, next_attempt_at__lt=overdue
     )
     for task_id in late_retries.values_list("pk", flat=True)[:BATCH_SIZE]:
-        counts["overdue_retries"] += services.task_dispatch(
+        counts["overdue_retries"] += dispatch.task_dispatch(
             task_id=task_id, statuses=(TaskStatus.RETRYING,)
         )
     if any(counts.values()):

@@ -1,75 +1,18 @@
-"""The task types users can submit, and the Celery task that runs each of them.
+"""Declaring a task type: ``register_task_type`` wires a task body to its own Celery task.
 
-A task type is declared once, next to its body::
-
-    @register_task_type("diagnostics.sleep", input_serializer=SleepInput, queue="long")
-    def sleep(context: TaskContext, *, seconds: float, steps: int) -> dict: ...
-
-That registers a Celery task of the same name whose only job is to hand the record's id
-to ``execution.execute_task_record``; the body gets the validated input as keyword
-arguments and a context for progress and cancellation.
+This is the top of tasks_app: it imports the worker's execution, and nothing in tasks_app
+imports it except the apps' ``tasks.py`` modules, which Celery's autodiscovery loads in
+every process (config/celery.py).
 """
 
-import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from celery import Task, shared_task
 from rest_framework import serializers
 
-from tasks_app.errors import TransientTaskError
-
-if TYPE_CHECKING:
-    from tasks_app.models import TaskRecord
-
-
-class UnknownTaskType(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Which errors are worth another attempt, and how long to wait before each one."""
-
-    retry_on: tuple[type[BaseException], ...] = (TransientTaskError,)
-    max_retries: int = 3
-    backoff_seconds: float = 2.0
-    backoff_max_seconds: float = 600.0
-    # Up to this fraction is added at random, so retries of many tasks do not stampede.
-    jitter: float = 0.25
-
-    def should_retry(self, error: BaseException, *, retries_done: int) -> bool:
-        return isinstance(error, self.retry_on) and retries_done < self.max_retries
-
-    def countdown(self, *, retries_done: int) -> float:
-        delay = min(self.backoff_max_seconds, self.backoff_seconds * 2**retries_done)
-        return round(delay * (1 + random.uniform(0, self.jitter)), 3)
-
-
-NO_RETRY = RetryPolicy(retry_on=(), max_retries=0)
-
-
-@dataclass(frozen=True)
-class TaskType:
-    name: str
-    body: Callable[..., dict | None]
-    input_serializer: type[serializers.Serializer]
-    description: str
-    queue: str = "default"
-    priority: int = 5
-    soft_time_limit: int | None = None
-    time_limit: int | None = None
-    retry: RetryPolicy = field(default=NO_RETRY)
-    # Internal types (started by another app's service, e.g. document processing) are not
-    # listed in /task-types/ and cannot be submitted through /tasks/.
-    public: bool = True
-    # Called with the record once it reaches a final status, whoever moved it there.
-    on_finished: Callable[["TaskRecord"], None] | None = field(default=None, repr=False)
-    celery_task: Task | None = field(default=None, compare=False, repr=False)
-
-
-_task_types: dict[str, TaskType] = {}
+from tasks_app.execution import execute_task_record
+from tasks_app.models import TaskRecord
+from tasks_app.task_types import NO_RETRY, RetryPolicy, TaskType, task_type_add
 
 
 def register_task_type(
@@ -82,8 +25,52 @@ def register_task_type(
     time_limit: int | None = None,
     retry: RetryPolicy = NO_RETRY,
     public: bool = True,
-    on_finished: Callable[["TaskRecord"], None] | None = None,
+    on_finished: Callable[[TaskRecord], None] | None = None,
 ) -> Callable:
+    """Declare a task type that users (or an app's service) can submit. A complete example,
+    in ``reports/tasks.py`` (each app declares its types in its ``tasks.py``, which Celery
+    finds by itself; nothing else needs to import it)::
+
+        from rest_framework import serializers
+
+        from tasks_app.errors import TransientTaskError
+        from tasks_app.execution import TaskContext
+        from tasks_app.registry import RetryPolicy, register_task_type
+
+
+        class MonthlyReportInput(serializers.Serializer):
+            month = serializers.RegexField(r"^\\d{4}-\\d{2}$", help_text="YYYY-MM")
+
+
+        @register_task_type(
+            "reports.monthly",
+            input_serializer=MonthlyReportInput,
+            queue="default",
+            soft_time_limit=300,  # the body is told to stop (SoftTimeLimitExceeded) ...
+            time_limit=330,  # ... and its process is killed 30 s later
+            retry=RetryPolicy(retry_on=(TransientTaskError,), max_retries=3),
+        )
+        def monthly_report(context: TaskContext, *, month: str) -> dict:
+            \"\"\"Totals of one month (this docstring is the type's description in the API).\"\"\"
+            days = days_of(month)
+            for done, day in enumerate(days, start=1):
+                add_up(day)
+                context.report_progress(done, len(days), f"{day}")  # raises if cancelled
+            return {"month": month, "days": len(days)}
+
+    The body gets the validated input as keyword arguments and a ``TaskContext`` for
+    progress and cancellation; what it returns (a JSON-serializable dict or None) is the
+    task's result. ``POST /api/v1/tasks/`` with ``{"task_type": "reports.monthly", "input":
+    {"month": "2026-11"}}`` then runs it.
+
+    Arguments: ``queue`` and ``priority`` route its messages; ``soft_time_limit`` (the
+    attempt's own watch stops the body) and ``time_limit`` (the pool kills the process) are
+    in seconds; ``retry`` names the errors worth another attempt; ``public=False`` keeps a
+    type that only an app's service starts (document processing) out of the API;
+    ``on_finished`` is called with the record, in the transaction that moves it to a final
+    status, whoever moved it there (the body, a cancel, a signal handler).
+    """
+
     def decorator(body: Callable[..., dict | None]) -> Callable[..., dict | None]:
         spec = TaskType(
             name=name,
@@ -100,9 +87,6 @@ def register_task_type(
         )
 
         def run(celery_task: Task, task_id: str) -> dict | None:
-            # Imported here: execution uses the services, which load before any task runs.
-            from tasks_app.execution import execute_task_record
-
             return execute_task_record(task_type=spec, task_id=task_id, celery_task=celery_task)
 
         run.__name__ = run.__qualname__ = name.replace(".", "_")
@@ -118,19 +102,10 @@ def register_task_type(
             max_retries=retry.max_retries,
         )(run)
         object.__setattr__(spec, "celery_task", celery_task)
-        _task_types[name] = spec
+        task_type_add(spec)
         return body
 
     return decorator
 
 
-def get_task_type(name: str) -> TaskType:
-    try:
-        return _task_types[name]
-    except KeyError:
-        raise UnknownTaskType(name) from None
-
-
-def all_task_types(*, public_only: bool = False) -> list[TaskType]:
-    specs = (spec for spec in _task_types.values() if spec.public or not public_only)
-    return sorted(specs, key=lambda spec: spec.name)
+__all__ = ["RetryPolicy", "register_task_type"]

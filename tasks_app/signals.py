@@ -20,10 +20,19 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, worker_process_init, worker_ready
 from django import db
 
-from tasks_app import recovery, services
-from tasks_app.registry import UnknownTaskType, get_task_type
+from tasks_app import recovery, transitions
+from tasks_app.task_types import UnknownTaskType, get_task_type
 
 logger = logging.getLogger(__name__)
+
+
+def connect_handlers() -> None:
+    """Connect the handlers below to Celery's signals (tasks_app's ``ready()`` does, in every
+    process; only a worker sends these signals)."""
+    task_failure.connect(record_hard_failure, dispatch_uid="tasks_app.record_hard_failure")
+    worker_process_init.connect(freeze_startup_objects, dispatch_uid="tasks_app.freeze_child")
+    worker_ready.connect(freeze_startup_objects, dispatch_uid="tasks_app.freeze_main")
+    worker_ready.connect(reconcile_on_worker_start, dispatch_uid="tasks_app.reconcile_on_start")
 
 
 def _is_ours(task_name: str | None) -> bool:
@@ -34,7 +43,6 @@ def _is_ours(task_name: str | None) -> bool:
     return True
 
 
-@task_failure.connect
 def record_hard_failure(sender=None, task_id=None, exception=None, **kwargs) -> None:
     """running → timed_out on the hard time limit; running → failed when the worker died.
 
@@ -44,12 +52,12 @@ def record_hard_failure(sender=None, task_id=None, exception=None, **kwargs) -> 
         return
     try:
         if isinstance(exception, TimeLimitExceeded):
-            services.task_mark_timed_out(
+            transitions.task_mark_timed_out(
                 task_id=task_id,
                 error_message=f"Killed at its hard time limit of {sender.time_limit} s.",
             )
         elif isinstance(exception, WorkerLostError):
-            services.task_mark_failed(
+            transitions.task_mark_failed(
                 task_id=task_id,
                 error_type="WorkerLostError",
                 error_message="worker lost: the process running the task exited unexpectedly.",
@@ -58,8 +66,6 @@ def record_hard_failure(sender=None, task_id=None, exception=None, **kwargs) -> 
         logger.exception("could not record failure id=%s", task_id)
 
 
-@worker_process_init.connect
-@worker_ready.connect
 def freeze_startup_objects(**kwargs) -> None:
     """Move everything loaded at start-up out of the garbage collector's sight.
 
@@ -72,7 +78,6 @@ def freeze_startup_objects(**kwargs) -> None:
     gc.freeze()
 
 
-@worker_ready.connect
 def reconcile_on_worker_start(**kwargs) -> None:
     """A starting worker repairs what a crash left (the beat job does so every minute too)."""
     try:

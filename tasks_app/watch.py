@@ -27,7 +27,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from tasks_app import selectors, services
+from tasks_app import selectors, transitions
 from tasks_app.errors import TaskCancelled
 
 logger = logging.getLogger(__name__)
@@ -126,11 +126,11 @@ class _Watch(threading.Thread):
                 try:
                     if now >= next_beat:
                         next_beat = now + beat_every
-                        still_held = services.task_heartbeat(
+                        still_held = transitions.task_heartbeat(
                             task_id=self.task_id, attempt=self.attempt
                         )
                     else:
-                        still_held = services.task_is_running(
+                        still_held = transitions.task_is_running(
                             task_id=self.task_id, attempt=self.attempt
                         )
                     if not still_held:

@@ -23,6 +23,7 @@ the document, in plain words. ``TransientFetchError`` is the one error worth a r
 from dataclasses import dataclass
 from enum import StrEnum
 
+from api.errors import DomainError
 from tasks_app.errors import TransientTaskError
 
 
@@ -38,16 +39,23 @@ class DocumentError(Exception):
     """The document cannot be processed. Permanent: retrying gives the same answer."""
 
 
-class UnsupportedDocument(DocumentError):
+class UnsupportedDocument(DocumentError, DomainError):
     """Not a kind we process, or the bytes do not match the file's extension."""
 
+    http_status = 415
 
-class EmptyDocument(DocumentError):
+
+class EmptyDocument(DocumentError, DomainError):
     """The file has no bytes at all."""
 
+    http_status = 400
 
-class UrlNotAllowed(DocumentError):
+
+class UrlNotAllowed(DocumentError, DomainError):
     """The URL's scheme, or an address it resolves or redirects to, is not allowed."""
+
+    # Answered as a validation error of the submitted ``url``.
+    field = "url"
 
 
 class TransientFetchError(TransientTaskError):

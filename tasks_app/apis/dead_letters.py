@@ -15,11 +15,11 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.schema import ErrorSerializer
+from api.pagination import NewestFirstPagination, filtered_page_response
+from api.schema import ErrorSerializer
 from tasks_app import dead_letters, selectors
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
-from tasks_app.pagination import NewestFirstPagination, filtered_page_response
 
 ALREADY_RESOLVED = OpenApiResponse(
     ErrorSerializer,

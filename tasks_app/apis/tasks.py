@@ -24,16 +24,15 @@ from rest_framework.metadata import SimpleMetadata
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.parsers import BoundedJSONParser
-from config.schema import ErrorSerializer
-from config.serializers import json_type_errors
+from api.pagination import NewestFirstPagination, filtered_page_response
+from api.parsers import BoundedJSONParser
+from api.schema import ErrorSerializer
+from api.serializers import json_type_errors
+from api.throttling import SubmitRateThrottle
 from tasks_app import selectors, services
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.pagination import NewestFirstPagination, filtered_page_response
-from tasks_app.registry import UnknownTaskType, all_task_types, get_task_type
-from tasks_app.throttling import SubmitRateThrottle
+from tasks_app.task_types import UnknownTaskType, all_task_types, get_task_type
 
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 NOT_CANCELLABLE = OpenApiResponse(
     ErrorSerializer, description="The task has finished; its status is in the body."
 )
@@ -164,7 +163,7 @@ class TaskCollectionApi(APIView):
                 str,
                 OpenApiParameter.HEADER,
                 description="Repeat a submission safely: the same key returns the first task. "
-                "At most 255 characters, no control characters.",
+                f"At most {services.IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control characters.",
                 pattern=r"^[^\x00-\x1f\x7f]{0,255}$",
             )
         ],
@@ -179,21 +178,17 @@ class TaskCollectionApi(APIView):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        submission = {
-            "owner": request.user,
-            "task_type": serializer.validated_data["task_type"],
-            "input_data": serializer.validated_data["input"],
-            "priority": serializer.validated_data.get("priority"),
-        }
-        key = _idempotency_key(request)
-        headers = {}
-        if key:
-            record, created = services.task_submit_once(**submission, idempotency_key=key)
-            headers["Idempotent-Replayed"] = "false" if created else "true"
-        else:
-            record = services.task_submit(**submission)
-        data = TaskRecordOutputSerializer(record, context={"request": request}).data
-        headers["Location"] = data["links"]["self"]
+        submission = services.task_submit_once(
+            owner=request.user,
+            task_type=serializer.validated_data["task_type"],
+            input_data=serializer.validated_data["input"],
+            priority=serializer.validated_data.get("priority"),
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+        )
+        data = TaskRecordOutputSerializer(submission.record, context={"request": request}).data
+        headers = {"Location": data["links"]["self"]}
+        if submission.replayed is not None:
+            headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
         return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
@@ -218,20 +213,6 @@ def _submission_per_task_type() -> dict[str, serializers.Serializer]:
     return shapes
 
 
-def _idempotency_key(request) -> str:
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255:
-        raise serializers.ValidationError(
-            {"Idempotency-Key": ["Ensure this header has no more than 255 characters."]}
-        )
-    # The key is stored and may be logged: no NUL (PostgreSQL refuses it), no line breaks.
-    if _CONTROL_CHARACTER.search(key):
-        raise serializers.ValidationError(
-            {"Idempotency-Key": ["Use printable characters only, no control characters."]}
-        )
-    return key
-
-
 def _get_visible_task_or_404(request, task_id) -> TaskRecord:
     record = selectors.task_get_for_user(user=request.user, task_id=task_id)
     if record is None:
@@ -240,14 +221,15 @@ def _get_visible_task_or_404(request, task_id) -> TaskRecord:
 
 
 class TaskDetailApi(APIView):
-    """GET polls one task; DELETE cancels it (the record is kept)."""
+    """GET polls one task. DELETE is an alias of ``POST …/cancel/`` kept for older clients;
+    the schema documents cancelling once, as that POST."""
 
     @extend_schema(responses={200: TaskRecordOutputSerializer})
     def get(self, request, task_id):
         record = _get_visible_task_or_404(request, task_id)
         return Response(TaskRecordOutputSerializer(record, context={"request": request}).data)
 
-    @extend_schema(responses={200: TaskRecordOutputSerializer, 409: NOT_CANCELLABLE})
+    @extend_schema(exclude=True)
     def delete(self, request, task_id):
         return _cancel(request, task_id)
 

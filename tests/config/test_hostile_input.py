@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from config.parsers import BoundedJSONParser, RequestBodyTooLarge
+from api.parsers import BoundedJSONParser, RequestBodyTooLarge
 from documents.models import Document
 from tasks_app.models import TaskRecord
 from tests.conftest import client_for

@@ -280,7 +280,7 @@ def test_orphan_cleanup_with_nothing_stored_yet_does_nothing(file_places):
 def test_reconcile_task_recovers_stale_tasks_and_is_recorded(settings, monkeypatch):
     dispatched = []
     monkeypatch.setattr(
-        "tasks_app.services.task_dispatch", lambda **kwargs: dispatched.append(kwargs) or 1
+        "tasks_app.dispatch.task_dispatch", lambda **kwargs: dispatched.append(kwargs) or 1
     )
     stale = TaskRecordFactory(status=TaskStatus.RUNNING, attempts=1, heartbeat_at=ago(hours=1))
 

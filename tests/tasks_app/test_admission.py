@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from tasks_app import recovery, registry, services
+from tasks_app import recovery, task_types, transitions
 from tasks_app.models import TaskQuota, TaskRecord, TaskStatus
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory, UserFactory
@@ -22,8 +22,8 @@ def unread_queue(monkeypatch) -> str:
     """Messages go to a queue no worker reads: a worker the integration tests left running
     would run (and finish, and admit more of) the tasks whose admission is under test."""
     queue = f"admission-{uuid.uuid4().hex[:8]}"
-    sleep = registry.get_task_type("diagnostics.sleep")
-    monkeypatch.setitem(registry._task_types, sleep.name, dataclasses.replace(sleep, queue=queue))
+    sleep = task_types.get_task_type("diagnostics.sleep")
+    monkeypatch.setitem(task_types._task_types, sleep.name, dataclasses.replace(sleep, queue=queue))
     return queue
 
 
@@ -67,8 +67,8 @@ def test_a_finished_task_admits_the_most_urgent_then_oldest_waiting_one(
     assert TaskRecord.objects.get(pk=urgent["id"]).status == TaskStatus.WAITING
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.task_claim(task_id=first["id"], worker="w1")
-        services.task_mark_succeeded(task_id=first["id"], result={})
+        transitions.task_claim(task_id=first["id"], worker="w1")
+        transitions.task_mark_succeeded(task_id=first["id"], result={})
 
     admitted = TaskRecord.objects.get(pk=urgent["id"])
     assert admitted.status == TaskStatus.QUEUED
@@ -146,7 +146,7 @@ def test_tasks_finishing_at_once_never_admit_past_the_limit(unread_queue):
     def finish(record):
         try:
             start.wait()
-            services.task_mark_succeeded(task_id=record.pk, result={})
+            transitions.task_mark_succeeded(task_id=record.pk, result={})
         except Exception as error:  # reported below; a thread's exception is otherwise lost
             errors.append(error)
         finally:
@@ -165,7 +165,7 @@ def test_tasks_finishing_at_once_never_admit_past_the_limit(unread_queue):
 
 def test_a_requeued_dead_letter_is_not_refused_by_the_active_limit(user, staff_user):
     dead = TaskRecordFactory(owner=user, status=TaskStatus.RUNNING)
-    services.task_mark_failed(task_id=dead.pk, error_type="E", error_message="boom")
+    transitions.task_mark_failed(task_id=dead.pk, error_type="E", error_message="boom")
     api = client_for(user)
     with override_settings(TASKS_MAX_ACTIVE_PER_USER=1):
         submit(api)

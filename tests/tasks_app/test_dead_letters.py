@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks_app import dead_letters, services
+from tasks_app import dead_letters, services, transitions
 from tasks_app.errors import DeadLetterResolved
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
 from tests.conftest import client_for
@@ -17,12 +17,12 @@ DEAD_LETTERS = "/api/v1/dead-letters/"
 def fail_for_good(record, *, attempts: int = 1) -> DeadLetter:
     """Run ``record`` through ``attempts`` claims, retrying all but the last failure."""
     for attempt in range(1, attempts + 1):
-        services.task_claim(task_id=str(record.pk), worker="w1")
+        transitions.task_claim(task_id=str(record.pk), worker="w1")
         error = {"error_type": "Boom", "error_message": f"boom {attempt}", "attempt": attempt}
         if attempt < attempts:
-            services.task_mark_retrying(task_id=str(record.pk), countdown=attempt, **error)
+            transitions.task_mark_retrying(task_id=str(record.pk), countdown=attempt, **error)
         else:
-            services.task_mark_failed(task_id=str(record.pk), **error)
+            transitions.task_mark_failed(task_id=str(record.pk), **error)
     return DeadLetter.objects.get(task=record)
 
 
@@ -42,9 +42,9 @@ def test_a_failed_task_leaves_one_dead_letter_with_every_attempt(user):
 
 def test_timed_out_tasks_are_dead_lettered_and_cancelled_ones_are_not(user):
     timed_out, cancelled = TaskRecordFactory(owner=user), TaskRecordFactory(owner=user)
-    services.task_claim(task_id=str(timed_out.pk), worker="w1")
+    transitions.task_claim(task_id=str(timed_out.pk), worker="w1")
 
-    services.task_mark_timed_out(task_id=str(timed_out.pk), error_message="too slow")
+    transitions.task_mark_timed_out(task_id=str(timed_out.pk), error_message="too slow")
     services.task_cancel(record=cancelled)
 
     assert list(DeadLetter.objects.values_list("task_id", "final_status")) == [
@@ -54,13 +54,15 @@ def test_timed_out_tasks_are_dead_lettered_and_cancelled_ones_are_not(user):
 
 def test_a_worker_from_an_earlier_attempt_cannot_finish_the_task():
     record = TaskRecordFactory()
-    services.task_claim(task_id=str(record.pk), worker="w1")
+    transitions.task_claim(task_id=str(record.pk), worker="w1")
     TaskRecord.objects.transition(pk=record.pk, to=TaskStatus.QUEUED)  # presumed dead
-    services.task_claim(task_id=str(record.pk), worker="w2")  # attempt 2
+    transitions.task_claim(task_id=str(record.pk), worker="w2")  # attempt 2
 
-    assert not services.task_mark_succeeded(task_id=str(record.pk), result={}, attempt=1)
-    assert not services.task_report_progress(task_id=str(record.pk), current=1, total=2, attempt=1)
-    assert services.task_mark_succeeded(task_id=str(record.pk), result={}, attempt=2)
+    assert not transitions.task_mark_succeeded(task_id=str(record.pk), result={}, attempt=1)
+    assert not transitions.task_report_progress(
+        task_id=str(record.pk), current=1, total=2, attempt=1
+    )
+    assert transitions.task_mark_succeeded(task_id=str(record.pk), result={}, attempt=2)
 
 
 def test_requeue_submits_a_new_linked_task_once(

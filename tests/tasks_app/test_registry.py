@@ -1,7 +1,7 @@
 import pytest
 
 from tasks_app.errors import TransientTaskError
-from tasks_app.registry import RetryPolicy, UnknownTaskType, all_task_types, get_task_type
+from tasks_app.task_types import RetryPolicy, UnknownTaskType, all_task_types, get_task_type
 
 
 def test_diagnostic_types_are_registered_with_their_celery_tasks():

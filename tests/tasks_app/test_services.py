@@ -1,9 +1,9 @@
 import pytest
 
-from tasks_app import admission, services
+from tasks_app import admission, services, transitions
 from tasks_app.errors import TaskNotCancellable
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.registry import get_task_type
+from tasks_app.task_types import get_task_type
 from tests.factories import TaskRecordFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,8 +36,8 @@ def test_submit_uses_the_requested_priority(user):
 def test_claim_takes_a_queued_record_once():
     record = TaskRecordFactory()
 
-    first = services.task_claim(task_id=str(record.pk), worker="w1")
-    second = services.task_claim(task_id=str(record.pk), worker="w2")
+    first = transitions.task_claim(task_id=str(record.pk), worker="w1")
+    second = transitions.task_claim(task_id=str(record.pk), worker="w2")
 
     assert first is not None and first.status == TaskStatus.RUNNING
     assert (first.attempts, first.worker) == (1, "w1")
@@ -49,7 +49,7 @@ def test_claim_takes_a_queued_record_once():
 def test_claim_refuses_a_record_that_is_not_waiting(status):
     record = TaskRecordFactory(status=status)
 
-    assert services.task_claim(task_id=str(record.pk), worker="w1") is None
+    assert transitions.task_claim(task_id=str(record.pk), worker="w1") is None
     record.refresh_from_db()
     assert record.status == status
 
@@ -57,7 +57,7 @@ def test_claim_refuses_a_record_that_is_not_waiting(status):
 def test_claim_of_a_retrying_record_counts_another_attempt():
     record = TaskRecordFactory(status=TaskStatus.RETRYING, attempts=1)
 
-    claimed = services.task_claim(task_id=str(record.pk), worker="w1")
+    claimed = transitions.task_claim(task_id=str(record.pk), worker="w1")
 
     assert claimed.attempts == 2
 
@@ -65,7 +65,7 @@ def test_claim_of_a_retrying_record_counts_another_attempt():
 def test_progress_of_a_running_task_is_stored():
     record = TaskRecordFactory(status=TaskStatus.RUNNING)
 
-    assert services.task_report_progress(task_id=record.pk, current=2, total=5, message="two")
+    assert transitions.task_report_progress(task_id=record.pk, current=2, total=5, message="two")
 
     record.refresh_from_db()
     assert (record.progress_current, record.progress_total, record.progress_message) == (
@@ -79,7 +79,7 @@ def test_progress_of_a_running_task_is_stored():
 def test_progress_of_a_cancelled_task_is_refused_so_the_body_stops():
     record = TaskRecordFactory(status=TaskStatus.CANCELLED)
 
-    assert not services.task_report_progress(task_id=record.pk, current=1, total=5)
+    assert not transitions.task_report_progress(task_id=record.pk, current=1, total=5)
 
 
 @pytest.mark.parametrize("status", ["queued", "running", "retrying"])
@@ -124,7 +124,7 @@ def test_cancel_of_a_finished_task_raises_with_its_status(status):
 def test_success_after_cancel_is_dropped():
     record = TaskRecordFactory(status=TaskStatus.CANCELLED)
 
-    assert not services.task_mark_succeeded(task_id=record.pk, result={"x": 1})
+    assert not transitions.task_mark_succeeded(task_id=record.pk, result={"x": 1})
 
     record.refresh_from_db()
     assert (record.status, record.result) == ("cancelled", None)

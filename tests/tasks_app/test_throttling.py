@@ -4,8 +4,8 @@ import pytest
 from django.core.cache import cache
 from django.test import override_settings
 
+from api.throttling import SubmitRateThrottle
 from tasks_app.models import TaskRecord
-from tasks_app.throttling import SubmitRateThrottle
 
 TASKS = "/api/v1/tasks/"
 SUBMISSION = {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}

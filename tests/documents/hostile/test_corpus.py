@@ -14,7 +14,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from documents.services import PROCESS_TASK_TYPE
-from tasks_app.registry import get_task_type
+from tasks_app.task_types import get_task_type
 from tests.documents import samples
 from tests.documents.hostile.corpus import CORPUS, Hostile
 from tests.integration.web_server import LocalWebServer

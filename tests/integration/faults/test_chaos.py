@@ -14,8 +14,8 @@ import pytest
 
 from tasks_app import services
 from tasks_app.models import FINAL_STATUSES, DeadLetter, DiagnosticCounter, TaskRecord
-from tasks_app.registry import get_task_type
-from tasks_app.services import DEAD_STATUSES
+from tasks_app.task_types import get_task_type
+from tasks_app.transitions import DEAD_STATUSES
 from tests.integration.faults.conftest import sigkill, wait_until
 
 pytestmark = pytest.mark.integration

@@ -2,51 +2,28 @@
 
 from django.http import JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
-from documents.errors import DocumentBusy, DocumentNotReady
-from documents.processing import EmptyDocument, UnsupportedDocument, UrlNotAllowed
-from tasks_app.errors import (
-    ActiveTaskLimitReached,
-    DeadLetterNotRequeueable,
-    DeadLetterResolved,
-    IdempotencyKeyReused,
-    TaskNotCancellable,
-)
-
-# Domain error -> HTTP status. Errors that carry the object's ``status`` report it too.
-_STATUS_CODES: list[tuple[type[Exception], int]] = [
-    (TaskNotCancellable, status.HTTP_409_CONFLICT),
-    (DeadLetterResolved, status.HTTP_409_CONFLICT),
-    (DeadLetterNotRequeueable, status.HTTP_409_CONFLICT),
-    (IdempotencyKeyReused, status.HTTP_422_UNPROCESSABLE_ENTITY),
-    (ActiveTaskLimitReached, status.HTTP_429_TOO_MANY_REQUESTS),
-    (DocumentBusy, status.HTTP_409_CONFLICT),
-    (DocumentNotReady, status.HTTP_409_CONFLICT),
-    (UnsupportedDocument, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
-    (EmptyDocument, status.HTTP_400_BAD_REQUEST),
-]
+from api.errors import DomainError
 
 
-class _DomainError(exceptions.APIException):
+class _DomainErrorResponse(exceptions.APIException):
     def __init__(self, detail: str, status_code: int):
         super().__init__(detail)
         self.status_code = status_code
 
 
 def domain_exception_handler(exc, context):
-    if isinstance(exc, UrlNotAllowed):
-        return exception_handler(exceptions.ValidationError({"url": [str(exc)]}), context)
-    for error_class, status_code in _STATUS_CODES:
-        if isinstance(exc, error_class):
-            response = exception_handler(_DomainError(str(exc), status_code), context)
-            if hasattr(exc, "status"):
-                response.data["status"] = exc.status
-            if hasattr(exc, "limit"):
-                response.data["limit"] = exc.limit
-            return response
-    return exception_handler(exc, context)
+    if not isinstance(exc, DomainError):
+        return exception_handler(exc, context)
+    if exc.field is not None:
+        return exception_handler(exceptions.ValidationError({exc.field: [str(exc)]}), context)
+    response = exception_handler(_DomainErrorResponse(str(exc), exc.http_status), context)
+    for extra in ("status", "limit"):
+        if hasattr(exc, extra):
+            response.data[extra] = getattr(exc, extra)
+    return response
 
 
 # --- Django's own error responses -----------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from django.urls import is_valid_path
 
-from config.exception_handlers import API_PATH_PREFIX
+from api.exception_handlers import API_PATH_PREFIX
 
 
 class ApiTrailingSlashMiddleware:

@@ -1,0 +1,200 @@
+"""The worker's transitions of a task record: claim, progress, heartbeat, and its end.
+
+Every status change goes through ``TaskRecord.objects.transition`` (one conditional
+UPDATE), so the web process, the worker and the signal handlers never overwrite each
+other: whoever updates zero rows lost the race and leaves the record alone. Writes that
+take an ``attempt`` are fenced by it: an attempt presumed dead (its task given to another
+worker) changes nothing.
+"""
+
+import logging
+from datetime import timedelta
+from functools import partial
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from tasks_app import admission
+from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
+from tasks_app.task_types import UnknownTaskType, get_task_type
+
+logger = logging.getLogger(__name__)
+
+# Final statuses that leave a dead letter behind: the task will not succeed by itself.
+DEAD_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
+
+
+def task_claim(*, task_id: str, worker: str) -> TaskRecord | None:
+    """Atomically take a queued or retrying record for running. None if it is not ours.
+
+    A duplicate delivery, a cancelled task or a finished one all end here with None.
+    """
+    now = timezone.now()
+    claimed = TaskRecord.objects.transition(
+        pk=task_id,
+        to=TaskStatus.RUNNING,
+        worker=worker,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+    )
+    return TaskRecord.objects.get(pk=task_id) if claimed else None
+
+
+def _held(task_id, attempt: int | None):
+    """The record, if it is running in ``attempt`` (any attempt when None)."""
+    records = TaskRecord.objects.filter(pk=task_id, status=TaskStatus.RUNNING)
+    return records if attempt is None else records.filter(attempts=attempt)
+
+
+def _attempt(attempt: int | None) -> Q | None:
+    return None if attempt is None else Q(attempts=attempt)
+
+
+def task_report_progress(
+    *, task_id: str, current: int, total: int | None, message: str = "", attempt: int | None = None
+) -> bool:
+    """Store progress of a running task. False means it is no longer running: stop."""
+    return bool(
+        _held(task_id, attempt).update(
+            progress_current=current,
+            progress_total=total,
+            progress_message=message[:255],
+            heartbeat_at=timezone.now(),
+        )
+    )
+
+
+def task_heartbeat(*, task_id: str, attempt: int | None = None) -> bool:
+    """The worker still holds this running task. False: it is not running any more."""
+    return bool(_held(task_id, attempt).update(heartbeat_at=timezone.now()))
+
+
+def task_is_running(*, task_id: str, attempt: int | None = None) -> bool:
+    return _held(task_id, attempt).exists()
+
+
+def task_mark_succeeded(*, task_id: str, result: dict | None, attempt: int | None = None) -> bool:
+    return task_finish(
+        task_id=task_id, to=TaskStatus.SUCCEEDED, only_if=_attempt(attempt), result=result
+    )
+
+
+def task_mark_failed(
+    *,
+    task_id: str,
+    error_type: str,
+    error_message: str,
+    error_traceback: str = "",
+    attempt: int | None = None,
+) -> bool:
+    return task_finish(
+        task_id=task_id,
+        to=TaskStatus.FAILED,
+        only_if=_attempt(attempt),
+        error_type=error_type,
+        error_message=error_message,
+        error_traceback=error_traceback,
+        error_history=_history_with(task_id, error_type, error_message, error_traceback),
+    )
+
+
+def task_mark_timed_out(*, task_id: str, error_message: str, attempt: int | None = None) -> bool:
+    return task_finish(
+        task_id=task_id,
+        to=TaskStatus.TIMED_OUT,
+        only_if=_attempt(attempt),
+        error_type="TimeLimitExceeded",
+        error_message=error_message,
+    )
+
+
+def task_mark_retrying(
+    *,
+    task_id: str,
+    error_type: str,
+    error_message: str,
+    error_traceback: str = "",
+    countdown: float,
+    attempt: int | None = None,
+) -> bool:
+    return TaskRecord.objects.transition(
+        pk=task_id,
+        to=TaskStatus.RETRYING,
+        only_if=_attempt(attempt),
+        error_type=error_type,
+        error_message=error_message,
+        error_traceback=error_traceback,
+        error_history=_history_with(
+            task_id, error_type, error_message, error_traceback, retry_in=countdown
+        ),
+        next_attempt_at=timezone.now() + timedelta(seconds=countdown),
+    )
+
+
+def _history_with(
+    task_id,
+    error_type: str,
+    error_message: str,
+    error_traceback: str,
+    retry_in: float | None = None,
+) -> list:
+    # Only the worker holding the running task writes its history, so read-then-write
+    # cannot lose an entry.
+    record = TaskRecord.objects.only("attempts", "error_history").get(pk=task_id)
+    entry = {
+        "attempt": record.attempts,
+        "error_type": error_type,
+        "error_message": error_message,
+        "traceback": error_traceback,
+        "at": timezone.now(),
+        "retry_in": retry_in,
+    }
+    return [*record.error_history, entry]
+
+
+@transaction.atomic
+def task_finish(*, task_id, to: str, only_if: Q | None = None, **fields) -> bool:
+    """Move a record to a final status, keep a dead letter of a failure, tell its type.
+
+    One transaction: a task never ends failed without its dead-letter entry.
+    """
+    if not TaskRecord.objects.transition(
+        pk=task_id, to=to, only_if=only_if, finished_at=timezone.now(), **fields
+    ):
+        return False
+    record = TaskRecord.objects.get(pk=task_id)
+    # Its slot is free (if it held one): the owner's next waiting task may go.
+    transaction.on_commit(partial(admission.tasks_admit_waiting, owner_id=record.owner_id))
+    if to in DEAD_STATUSES:
+        _record_dead_letter(record)
+    try:
+        on_finished = get_task_type(record.task_type).on_finished
+    except UnknownTaskType:
+        on_finished = None
+    if on_finished is not None:
+        on_finished(record)
+    return True
+
+
+def _record_dead_letter(record: TaskRecord) -> None:
+    DeadLetter.objects.create(
+        task=record,
+        owner_id=record.owner_id,
+        task_type=record.task_type,
+        input=record.input,
+        final_status=record.status,
+        error_type=record.error_type,
+        error_message=record.error_message,
+        attempts=record.error_history,
+        task_created_at=record.created_at,
+    )
+    logger.warning(
+        "task dead-lettered id=%s type=%s owner=%s attempts=%s: %s",
+        record.pk,
+        record.task_type,
+        record.owner_id,
+        record.attempts,
+        record.error_message,
+    )
