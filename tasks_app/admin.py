@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from tasks_app import admission, dead_letters, services, tokens
-from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved, TaskNotCancellable
+from tasks_app.errors import TaskNotCancellable
 from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskQuota, TaskRecord, UserToken
 
 
@@ -221,22 +221,20 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Requeue selected dead letters (a new task each)")
     def requeue_selected(self, request, queryset):
-        self._resolve(request, queryset, dead_letters.dead_letter_requeue, "Requeued")
+        self._resolve(request, queryset, action="requeue", done="requeued")
 
     @admin.action(description="Discard selected dead letters")
     def discard_selected(self, request, queryset):
-        self._resolve(request, queryset, dead_letters.dead_letter_discard, "Discarded")
+        self._resolve(request, queryset, action="discard", done="discarded")
 
-    def _resolve(self, request, queryset, operation, verb: str) -> None:
-        done, skipped = 0, 0
-        for dead_letter in queryset:
-            try:
-                operation(dead_letter=dead_letter, by=request.user)
-                done += 1
-            except (DeadLetterResolved, DeadLetterNotRequeueable):
-                skipped += 1
-        self.message_user(request, f"{verb} {done} dead letter(s).", messages.SUCCESS)
-        if skipped:
+    def _resolve(self, request, queryset, *, action: str, done: str) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        outcomes = dead_letters.dead_letters_resolve(action=action, ids=ids, by=request.user)
+        resolved = sum(1 for outcome in outcomes.values() if outcome == done)
+        self.message_user(
+            request, f"{done.capitalize()} {resolved} dead letter(s).", messages.SUCCESS
+        )
+        if skipped := len(outcomes) - resolved:
             self.message_user(
                 request,
                 f"{skipped} were skipped: already resolved, or restarted by their own app.",

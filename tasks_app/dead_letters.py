@@ -4,6 +4,7 @@ Entries are written by ``transitions.task_finish`` in the transaction that fails
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -31,9 +32,9 @@ def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
     task_type = get_task_type(dead_letter.task_type)
     if not task_type.public:
         raise DeadLetterNotRequeueable(task_type=task_type.name)
-    resolved = DeadLetter.objects.filter(
-        pk=dead_letter.pk, resolution=DeadLetter.Resolution.OPEN
-    ).update(resolution=DeadLetter.Resolution.REQUEUED, resolved_at=timezone.now(), resolved_by=by)
+    resolved = DeadLetter.objects.resolve(
+        pk=dead_letter.pk, to=DeadLetter.Resolution.REQUEUED, resolved_by=by
+    )
     if not resolved:
         dead_letter.refresh_from_db()
         raise DeadLetterResolved(resolution=dead_letter.resolution)
@@ -55,14 +56,45 @@ def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
 
 def dead_letter_discard(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> DeadLetter:
     """Close the entry without running the task again. Raises ``DeadLetterResolved``."""
-    discarded = DeadLetter.objects.filter(
-        pk=dead_letter.pk, resolution=DeadLetter.Resolution.OPEN
-    ).update(resolution=DeadLetter.Resolution.DISCARDED, resolved_at=timezone.now(), resolved_by=by)
+    discarded = DeadLetter.objects.resolve(
+        pk=dead_letter.pk, to=DeadLetter.Resolution.DISCARDED, resolved_by=by
+    )
     dead_letter.refresh_from_db()
     if not discarded:
         raise DeadLetterResolved(resolution=dead_letter.resolution)
     logger.info("dead letter discarded task=%s by=%s", dead_letter.task_id, by.pk)
     return dead_letter
+
+
+# What each action of ``dead_letters_resolve`` does to one dead letter, and its outcome word.
+_ACTIONS = {
+    "requeue": (dead_letter_requeue, "requeued"),
+    "discard": (dead_letter_discard, "discarded"),
+}
+
+
+def dead_letters_resolve(*, action: str, ids: Iterable, by: AbstractBaseUser) -> dict[str, str]:
+    """Requeue or discard many dead letters; each one on its own, so one refusal stops none.
+
+    Returns, per id: the outcome word ("requeued", "discarded"), "not found", "already
+    requeued" / "already discarded", or why its task cannot be requeued. The API's bulk
+    endpoint and the admin's actions both answer from it.
+    """
+    operation, done = _ACTIONS[action]
+    outcomes = {}
+    for dead_letter_id in ids:
+        dead_letter = DeadLetter.objects.filter(pk=dead_letter_id).first()
+        if dead_letter is None:
+            outcomes[str(dead_letter_id)] = "not found"
+            continue
+        try:
+            operation(dead_letter=dead_letter, by=by)
+            outcomes[str(dead_letter_id)] = done
+        except DeadLetterResolved as error:
+            outcomes[str(dead_letter_id)] = f"already {error.status}"
+        except DeadLetterNotRequeueable as error:
+            outcomes[str(dead_letter_id)] = str(error)
+    return outcomes
 
 
 def dead_letters_prune(*, now=None) -> int:

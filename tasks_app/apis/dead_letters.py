@@ -18,7 +18,6 @@ from rest_framework.views import APIView
 from api.pagination import NewestFirstPagination, filtered_page_response
 from api.schema import ErrorSerializer
 from tasks_app import dead_letters, selectors
-from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
 
 ALREADY_RESOLVED = OpenApiResponse(
@@ -196,21 +195,9 @@ class DeadLetterBulkApi(APIView):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        operation, done = {
-            "requeue": (dead_letters.dead_letter_requeue, "requeued"),
-            "discard": (dead_letters.dead_letter_discard, "discarded"),
-        }[serializer.validated_data["action"]]
-        outcomes = {}
-        for dead_letter_id in serializer.validated_data["ids"]:
-            dead_letter = selectors.dead_letter_get(dead_letter_id=dead_letter_id)
-            if dead_letter is None:
-                outcomes[str(dead_letter_id)] = "not found"
-                continue
-            try:
-                operation(dead_letter=dead_letter, by=request.user)
-                outcomes[str(dead_letter_id)] = done
-            except DeadLetterResolved as error:
-                outcomes[str(dead_letter_id)] = f"already {error.status}"
-            except DeadLetterNotRequeueable as error:
-                outcomes[str(dead_letter_id)] = str(error)
+        outcomes = dead_letters.dead_letters_resolve(
+            action=serializer.validated_data["action"],
+            ids=serializer.validated_data["ids"],
+            by=request.user,
+        )
         return Response({"results": outcomes})

@@ -221,15 +221,20 @@ def _get_visible_task_or_404(request, task_id) -> TaskRecord:
 
 
 class TaskDetailApi(APIView):
-    """GET polls one task. DELETE is an alias of ``POST …/cancel/`` kept for older clients;
-    the schema documents cancelling once, as that POST."""
+    """GET polls one task. DELETE is an alias of ``POST …/cancel/``, kept for older clients
+    and marked deprecated in the schema."""
 
     @extend_schema(responses={200: TaskRecordOutputSerializer})
     def get(self, request, task_id):
         record = _get_visible_task_or_404(request, task_id)
         return Response(TaskRecordOutputSerializer(record, context={"request": request}).data)
 
-    @extend_schema(exclude=True)
+    @extend_schema(
+        summary="Alias of POST /api/v1/tasks/{task_id}/cancel/",
+        description="Kept for older clients; cancel with the POST.",
+        deprecated=True,
+        responses={200: TaskRecordOutputSerializer, 409: NOT_CANCELLABLE},
+    )
     def delete(self, request, task_id):
         return _cancel(request, task_id)
 

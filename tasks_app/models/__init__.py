@@ -1,0 +1,34 @@
+"""tasks_app's models, one module each; imported here, where Django and the code look for them."""
+
+from tasks_app.models.credentials import ApiKey, UserToken
+from tasks_app.models.dead_letter import DeadLetter
+from tasks_app.models.diagnostic_counter import DiagnosticCounter
+from tasks_app.models.pool_stall import PoolStall
+from tasks_app.models.quota import TaskQuota
+from tasks_app.models.task_record import (
+    ACTIVE_STATUSES,
+    DISPATCHED_STATUSES,
+    FINAL_STATUSES,
+    TRANSITIONS,
+    TaskRecord,
+    TaskRecordQuerySet,
+    TaskStatus,
+    statuses_leading_to,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "DISPATCHED_STATUSES",
+    "FINAL_STATUSES",
+    "TRANSITIONS",
+    "ApiKey",
+    "DeadLetter",
+    "DiagnosticCounter",
+    "PoolStall",
+    "TaskQuota",
+    "TaskRecord",
+    "TaskRecordQuerySet",
+    "TaskStatus",
+    "UserToken",
+    "statuses_leading_to",
+]
