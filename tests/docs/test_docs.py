@@ -108,7 +108,8 @@ def broken_links(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda path: path.name)
 def test_every_relative_link_resolves(path):
-    assert broken_links(path) == []
+    problems = broken_links(path)
+    assert not problems, "\n".join(problems)
 
 
 def test_readme_links_to_every_docs_page():
@@ -118,7 +119,7 @@ def test_readme_links_to_every_docs_page():
         if target.startswith("docs/")
     }
     unlinked = [page.name for page in sorted(DOCS.glob("*.md")) if page.resolve() not in linked]
-    assert unlinked == []
+    assert not unlinked, f"README.md does not link to: {', '.join(unlinked)}"
 
 
 # --- configuration.md against the settings -------------------------------------------------
@@ -186,10 +187,9 @@ def test_configuration_lists_every_variable_the_settings_read():
     assert len(read) > 20, "the settings reader found too few variables: has settings changed?"
     documented = variables_documented(CONFIGURATION.read_text())
 
-    assert sorted(read - documented) == [], "read by the settings, missing in configuration.md"
-    assert sorted(documented - read - READ_ELSEWHERE) == [], (
-        "in configuration.md, but no setting reads it"
-    )
+    missing, unknown = sorted(read - documented), sorted(documented - read - READ_ELSEWHERE)
+    assert not missing, f"read by the settings, missing in docs/configuration.md: {missing}"
+    assert not unknown, f"in docs/configuration.md, but no setting reads it: {unknown}"
 
 
 def test_env_example_names_the_same_variables_as_the_settings():
@@ -197,5 +197,6 @@ def test_env_example_names_the_same_variables_as_the_settings():
     # Lines "NAME=value" and, for defaults left as they are, "# NAME=value".
     named = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
 
-    assert sorted(read - named) == [], "read by the settings, missing in .env.example"
-    assert sorted(named - read - READ_ELSEWHERE) == [], "in .env.example, but no setting reads it"
+    missing, unknown = sorted(read - named), sorted(named - read - READ_ELSEWHERE)
+    assert not missing, f"read by the settings, missing in .env.example: {missing}"
+    assert not unknown, f"in .env.example, but no setting reads it: {unknown}"
