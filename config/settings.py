@@ -170,7 +170,7 @@ SILENCED_SYSTEM_CHECKS = ["rest_framework.W001"]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Job service API",
-    "DESCRIPTION": "Submit, watch and cancel background jobs run by Celery workers.",
+    "DESCRIPTION": "Submit, watch and cancel background tasks run by Celery workers.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Served from this process (drf-spectacular-sidecar), so the docs page needs no CDN.
@@ -359,7 +359,7 @@ OPS_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OPS_HEALTH_SNAPSHOT_RETENTION_DAYS
 # per throttle period.
 OPS_ALERT_WEBHOOK_URL = env.str("OPS_ALERT_WEBHOOK_URL", default="")
 OPS_ALERT_THROTTLE_SECONDS = env.int("OPS_ALERT_THROTTLE_SECONDS", default=3600)
-# Task records past this age (finished ones only) are deleted by the retention job.
+# Task records past this age (finished ones only) are deleted by the daily retention run.
 OPS_TASK_RETENTION_DAYS = env.int("OPS_TASK_RETENTION_DAYS", default=90)
 OPS_MAINTENANCE_BATCH_SIZE = env.int("OPS_MAINTENANCE_BATCH_SIZE", default=1000)
 # /metrics (Prometheus): a bearer token scrapers send; without one, staff only.

@@ -43,8 +43,9 @@ class PoolWatchdog(bootsteps.StartStopStep):
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
         self.timeout = settings.TASKS_START_TIMEOUT_SECONDS
-        # id(job) -> (job, since when it waits with a process free to start it, whether its
-        # process was already replaced). The job is kept so that its id is not reused.
+        # The pool's cache entries (billiard ApplyResults) not started yet: id(entry) ->
+        # (entry, since when it waits with a process free to start it, whether its process
+        # was already replaced). The entry is kept so that its id is not reused.
         self._waiting: dict[int, tuple[object, float, bool]] = {}
         self._timer_entry = None
 
@@ -70,33 +71,36 @@ class PoolWatchdog(bootsteps.StartStopStep):
         cache = getattr(pool, "_cache", None)
         if cache is None:
             return
-        jobs = list(cache.values())
+        entries = list(cache.values())
         busy = {
-            pid for job in jobs if job._accepted and not job.ready() for pid in job.worker_pids()
+            pid
+            for entry in entries
+            if entry._accepted and not entry.ready()
+            for pid in entry.worker_pids()
         }
         idle = [proc for proc in getattr(pool, "_pool", []) if proc._is_alive()]
         idle = [proc for proc in idle if proc.pid not in busy]
         now = time.monotonic()
         seen = set()
-        for job in jobs:
-            if job.ready() or job._accepted:
+        for entry in entries:
+            if entry.ready() or entry._accepted:
                 continue
-            seen.add(id(job))
-            _, since, replaced = self._waiting.get(id(job), (job, now, False))
+            seen.add(id(entry))
+            _, since, replaced = self._waiting.get(id(entry), (entry, now, False))
             if not idle and not replaced:
                 since = now  # every process is busy: waiting is normal
-            self._waiting[id(job)] = (job, since, replaced)
+            self._waiting[id(entry)] = (entry, since, replaced)
             waited = now - since
             if not replaced and waited >= self.timeout:
-                self._replace_processes(worker, job, _holders(job) or idle, waited=waited)
-                self._waiting[id(job)] = (job, since, True)
+                self._replace_processes(worker, entry, _holders(entry) or idle, waited=waited)
+                self._waiting[id(entry)] = (entry, since, True)
             elif replaced and waited >= 2 * self.timeout:
-                self._release(worker, job, waited=waited)
+                self._release(worker, entry, waited=waited)
         for key in set(self._waiting) - seen:
             del self._waiting[key]
 
-    def _replace_processes(self, worker, job, processes, *, waited: float) -> None:
-        request = _request_of(job)
+    def _replace_processes(self, worker, entry, processes, *, waited: float) -> None:
+        request = _request_of(entry)
         pids = [proc.pid for proc in processes if proc._is_alive()]
         # In billiard's shared-queue pool an idle process waits for the next task inside a
         # blocking read that holds the queue's read lock. Killing it would leave that lock
@@ -114,17 +118,17 @@ class PoolWatchdog(bootsteps.StartStopStep):
             waited,
             action,
             ",".join(map(str, pids)) or "-",
-            job.correlation_id,
+            entry.correlation_id,
             getattr(request, "name", ""),
             " (released the queue lock it held)" if taken_from_dead else "",
         )
         for pid in pids or [None]:
-            _record(worker, job=job, request=request, pid=pid, waited=waited, action=action)
+            _record(worker, entry=entry, request=request, pid=pid, waited=waited, action=action)
 
-    def _release(self, worker, job, *, waited: float) -> None:
-        request = _request_of(job)
-        job.discard()  # the pool forgets it: it must not also run here later
-        self._waiting.pop(id(job), None)
+    def _release(self, worker, entry, *, waited: float) -> None:
+        request = _request_of(entry)
+        entry.discard()  # the pool forgets it: it must not also run here later
+        self._waiting.pop(id(entry), None)
         if request is None:
             return
         worker_state.task_ready(request)
@@ -137,27 +141,27 @@ class PoolWatchdog(bootsteps.StartStopStep):
             request.id,
             request.name,
         )
-        _record(worker, job=job, request=request, pid=None, waited=waited, action=action)
+        _record(worker, entry=entry, request=request, pid=None, waited=waited, action=action)
 
 
-def _holders(job) -> list:
-    """The process a job was written to (Celery's async pool); none in billiard's plain pool,
+def _holders(entry) -> list:
+    """The process an entry was written to (Celery's async pool); none in billiard's plain pool,
     whose processes share one queue, and where every idle process is a suspect."""
-    process = getattr(job, "_write_to", None) or getattr(job, "_scheduled_for", None)
+    process = getattr(entry, "_write_to", None) or getattr(entry, "_scheduled_for", None)
     return [process] if process is not None and process._is_alive() else []
 
 
-def _request_of(job):
-    task_id = job.correlation_id
+def _request_of(entry):
+    task_id = entry.correlation_id
     return next((req for req in worker_state.reserved_requests if req.id == task_id), None)
 
 
-def _record(worker, *, job, request, pid, waited: float, action: str) -> None:
+def _record(worker, *, entry, request, pid, waited: float, action: str) -> None:
     try:
         pool_stall_record(
             worker=worker.hostname,
             pid=pid,
-            task_id=str(job.correlation_id),
+            task_id=str(entry.correlation_id),
             task_type=getattr(request, "name", "") or "",
             waited_seconds=waited,
             action=action,

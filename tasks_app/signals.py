@@ -79,7 +79,7 @@ def freeze_startup_objects(**kwargs) -> None:
 
 
 def reconcile_on_worker_start(**kwargs) -> None:
-    """A starting worker repairs what a crash left (the beat job does so every minute too)."""
+    """A starting worker repairs what a crash left (beat reconciles every minute too)."""
     try:
         counts = recovery.tasks_reconcile()
         logger.info("reconciled at worker start-up %s", counts)

@@ -93,7 +93,7 @@ class TaskRecordQuerySet(models.QuerySet):
 
 
 class TaskRecord(models.Model):
-    """One submitted job: who owns it, what it runs, and how far it got.
+    """One submitted task: who owns it, what it runs, and how far it got.
 
     The primary key is also the Celery task id, so one id serves the API, Celery,
     the django-celery-results row and the logs.
