@@ -1,0 +1,93 @@
+"""The knobs of the apps: tasks_app, documents and operations."""
+
+from pathlib import Path
+
+from config.settings.base import VAR_DIR, env
+
+# --- Tasks ------------------------------------------------------------------------------
+
+# Queues the shipped worker command listens on; each task type names one of them.
+TASKS_QUEUES = env.list("TASKS_QUEUES", default=["default", "long"])
+# A worker marks each task it runs alive this often; a running task silent for the
+# timeout is taken for lost (its worker died) and delivered again, up to the attempts.
+TASKS_HEARTBEAT_SECONDS = env.float("TASKS_HEARTBEAT_SECONDS", default=10.0)
+TASKS_HEARTBEAT_TIMEOUT_SECONDS = env.float("TASKS_HEARTBEAT_TIMEOUT_SECONDS", default=60.0)
+# How often a running task's own watch looks at its record: a cancel stops a body that
+# never reports progress within about this long (watch.py).
+TASKS_CANCEL_CHECK_SECONDS = env.float("TASKS_CANCEL_CHECK_SECONDS", default=1.0)
+# A task handed to a pool process that has not started it after this long means the process
+# is wedged: the worker replaces the process and the task runs elsewhere (pool_watchdog.py).
+TASKS_START_TIMEOUT_SECONDS = env.float("TASKS_START_TIMEOUT_SECONDS", default=30.0)
+TASKS_WORKER_LOST_MAX_ATTEMPTS = env.int("TASKS_WORKER_LOST_MAX_ATTEMPTS", default=3)
+# How often beat repairs what crashes leave behind, and how long a queued task may wait
+# with no message in its queue before its message is sent again.
+TASKS_RECONCILE_SECONDS = env.float("TASKS_RECONCILE_SECONDS", default=60.0)
+TASKS_REDISPATCH_AFTER_SECONDS = env.float("TASKS_REDISPATCH_AFTER_SECONDS", default=60.0)
+# A repeated Idempotency-Key returns the first task for this long.
+TASKS_IDEMPOTENCY_TTL_SECONDS = env.int("TASKS_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+TASKS_DEAD_LETTER_RETENTION_DAYS = env.int("TASKS_DEAD_LETTER_RETENTION_DAYS", default=30)
+# Fair use (tasks_app/admission.py; per-user overrides in the admin, "Task quotas"): past
+# MAX_ACTIVE unfinished tasks a submit answers 429; past MAX_RUNNING queued or running ones,
+# new tasks wait in the database, without a broker message, for one of the user's to finish.
+TASKS_MAX_ACTIVE_PER_USER = env.int("TASKS_MAX_ACTIVE_PER_USER", default=1000)
+TASKS_MAX_RUNNING_PER_USER = env.int("TASKS_MAX_RUNNING_PER_USER", default=4)
+
+# --- Documents --------------------------------------------------------------------------
+
+# Uploads past this size are refused with 413 before their body is stored.
+DOCUMENTS_MAX_UPLOAD_BYTES = env.int("DOCUMENTS_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+# Chunks of the extracted text, in characters; neighbours share ``overlap`` characters.
+DOCUMENTS_CHUNK_SIZE = env.int("DOCUMENTS_CHUNK_SIZE", default=1000)
+DOCUMENTS_CHUNK_OVERLAP = env.int("DOCUMENTS_CHUNK_OVERLAP", default=200)
+# A .docx is a zip: refuse one that would unpack to more than this (zip bombs).
+DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES = env.int(
+    "DOCUMENTS_MAX_DOCX_UNCOMPRESSED_BYTES", default=200 * 1024 * 1024
+)
+# Files are parsed in a child process (documents/processing/isolation.py) limited to this
+# address space (RLIMIT_AS) and to this many seconds of wall-clock and processor time; a
+# file that needs more fails with a reason, and the worker goes on.
+DOCUMENTS_PARSE_MEMORY_BYTES = env.int("DOCUMENTS_PARSE_MEMORY_BYTES", default=512 * 1024 * 1024)
+DOCUMENTS_PARSE_TIMEOUT = env.float("DOCUMENTS_PARSE_TIMEOUT", default=300.0)
+# Web page ingestion: size and time limits, and hosts or CIDRs allowed although private
+# (an intranet, or the tests' local server). Public addresses need no entry.
+DOCUMENTS_FETCH_MAX_BYTES = env.int("DOCUMENTS_FETCH_MAX_BYTES", default=20 * 1024 * 1024)
+DOCUMENTS_FETCH_TIMEOUT = env.float("DOCUMENTS_FETCH_TIMEOUT", default=60.0)
+DOCUMENTS_URL_ALLOWLIST = env.list("DOCUMENTS_URL_ALLOWLIST", default=[])
+# Scratch space of processing; each run uses and removes a folder of its own.
+DOCUMENTS_TMP_DIR = Path(env.str("DOCUMENTS_TMP_DIR", default=str(VAR_DIR / "tmp" / "documents")))
+
+
+# --- Operations ---------------------------------------------------------------------------
+
+# Health: the window the failure rate is measured over, and when each check turns
+# degraded (warning) or critical.
+OPS_HEALTH_WINDOW_SECONDS = env.int("OPS_HEALTH_WINDOW_SECONDS", default=900)
+OPS_FAILURE_RATE_WARNING = env.float("OPS_FAILURE_RATE_WARNING", default=0.10)
+OPS_FAILURE_RATE_CRITICAL = env.float("OPS_FAILURE_RATE_CRITICAL", default=0.20)
+# The failure rate is judged only once this many tasks finished in the window: two failed
+# demo tasks must not make health critical for a quarter of an hour.
+OPS_FAILURE_RATE_MIN_SAMPLES = env.int("OPS_FAILURE_RATE_MIN_SAMPLES", default=20)
+OPS_QUEUE_BACKLOG_WARNING = env.int("OPS_QUEUE_BACKLOG_WARNING", default=1000)
+OPS_DEAD_LETTERS_WARNING = env.int("OPS_DEAD_LETTERS_WARNING", default=50)
+# Beat counts as alive (in /api/v1/tasks/health) while it sent a periodic task this recently.
+OPS_BEAT_STALE_SECONDS = env.int("OPS_BEAT_STALE_SECONDS", default=180)
+# How long a worker has to answer the health ping.
+OPS_WORKER_PING_TIMEOUT = env.float("OPS_WORKER_PING_TIMEOUT", default=1.0)
+# The workers and queue sizes are asked at most this often, for every process together
+# (shared through the cache); health, snapshots and /metrics read that census. 0: each asks.
+OPS_WORKER_CENSUS_SECONDS = env.float("OPS_WORKER_CENSUS_SECONDS", default=10.0)
+OPS_HEALTH_SNAPSHOT_RETENTION_DAYS = env.int("OPS_HEALTH_SNAPSHOT_RETENTION_DAYS", default=7)
+# A transition to critical mails staff (and posts to the webhook, if set), at most once
+# per throttle period.
+OPS_ALERT_WEBHOOK_URL = env.str("OPS_ALERT_WEBHOOK_URL", default="")
+OPS_ALERT_THROTTLE_SECONDS = env.int("OPS_ALERT_THROTTLE_SECONDS", default=3600)
+# Task records past this age (finished ones only) are deleted by the daily retention run.
+OPS_TASK_RETENTION_DAYS = env.int("OPS_TASK_RETENTION_DAYS", default=90)
+OPS_MAINTENANCE_BATCH_SIZE = env.int("OPS_MAINTENANCE_BATCH_SIZE", default=1000)
+# /metrics (Prometheus): a bearer token scrapers send; without one, staff only.
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="jobs@localhost")

@@ -1,0 +1,98 @@
+"""Celery: the broker, results, delivery guarantees; and the cache, which follows the broker."""
+
+from pathlib import Path
+
+from config.settings.base import TIME_ZONE, VAR_DIR, env
+
+# --- Celery -----------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The filesystem transport needs its folders to exist; messages in and out share one
+    # folder so that this process and the worker see the same queue.
+    _broker_dir = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
+    for _folder in ("queue", "processed", "control", "bad"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "bad_folder": str(_broker_dir / "bad"),
+        "store_processed": False,
+        # How often an idle consumer lists the queue folder (kombu's default is 1 s): one
+        # listing of a local folder costs microseconds, and it bounds how long a task waits.
+        "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.1),
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Redis redelivers an unacknowledged (acks_late) message after this many seconds.
+        # The claim refuses a copy of a task that is still running, but keep this above
+        # the longest hard time limit so that no copies are made at all.
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600),
+        # With "priority" strategy, Redis serves priorities 0 (first) to 9 (last).
+        "queue_order_strategy": "priority",
+        "priority_steps": list(range(10)),
+    }
+
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=7 * 24 * 3600)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_TRACK_STARTED = True
+# A message is acknowledged after the task ran, and given back if its worker dies,
+# so a crash never loses it; the record's claim makes the second delivery harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=1000)
+# In KiB: a child that grows past this is replaced after its current task.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512_000)
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing happens in the request (after commit): give up fast when the broker is down,
+# the row stays queued and is dispatched again later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Schedules live in the database, editable in admin; operations/schedules.py defines them
+# and `manage.py migrate` installs the missing ones (migration operations/0002).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Celery's consumer, made to survive a Redis restart while it holds messages (config/worker.py).
+CELERY_WORKER_CONSUMER = "config.worker:Consumer"
+# Beat saves each periodic task's last run at once: health reads it as beat's heartbeat.
+CELERY_BEAT_SYNC_EVERY = 1
+
+# --- Cache ------------------------------------------------------------------------------
+# One cache shared by every web and worker process: the submit throttle must count a user's
+# submits across all gunicorn workers (a per-process cache let 238 of 500 through a limit of
+# 120), and the worker census is taken once per interval for all of them. Redis when the
+# broker is Redis; otherwise the database (its table is created by migrate).
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CELERY_BROKER_URL,
+            "KEY_PREFIX": "jobs-cache",
+            # A Redis that does not answer costs a request a second, not the request.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "jobs_cache_entries",
+        }
+    }
