@@ -1,7 +1,6 @@
 """HTTP API of documents: upload or ingest, list, poll, read text and chunks, search."""
 
 import django_filters
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.urls import reverse
@@ -13,7 +12,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -30,7 +28,7 @@ from documents import search, selectors, services
 from documents.errors import DocumentNotReady
 from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.processing import DocumentKind
-from documents.uploads import MaxSizeUploadHandler, UploadTooLarge
+from documents.uploads import BoundedMultiPartParser
 
 
 @extend_schema_serializer(component_name="Document")
@@ -104,7 +102,7 @@ class DocumentFilter(django_filters.FilterSet):
 class DocumentCollectionApi(APIView):
     """GET lists the caller's documents; POST uploads a file (multipart) or a URL (JSON)."""
 
-    parser_classes = [MultiPartParser, BoundedJSONParser]
+    parser_classes = [BoundedMultiPartParser, BoundedJSONParser]
     throttle_classes = [SubmitRateThrottle]
     throttle_scope = "task_submit"
     # The list's filters and pages, named as DRF's generic views name them, so that the
@@ -145,14 +143,9 @@ class DocumentCollectionApi(APIView):
         },
     )
     def post(self, request):
-        limit = settings.DOCUMENTS_MAX_UPLOAD_BYTES
-        # Must precede the first access to request.data, which parses the body.
-        request._request.upload_handlers.insert(0, MaxSizeUploadHandler(limit, request._request))
         if request.content_type.startswith("multipart/"):
             serializer = self.UploadInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            if serializer.validated_data["file"].size > limit:
-                raise UploadTooLarge(limit)
             document = services.document_upload(
                 owner=request.user, uploaded_file=serializer.validated_data["file"]
             )

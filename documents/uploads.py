@@ -1,7 +1,9 @@
 """Refusing an oversized upload while it streams in, before it is stored anywhere."""
 
+from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework import exceptions
+from rest_framework.parsers import MultiPartParser
 
 # Room for the multipart boundaries and headers around the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -38,6 +40,19 @@ class MaxSizeUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size):
         return None
+
+
+class BoundedMultiPartParser(MultiPartParser):
+    """DRF's multipart parser, with ``MaxSizeUploadHandler`` (DOCUMENTS_MAX_UPLOAD_BYTES)
+    first among the request's upload handlers, so that no byte past the limit is stored."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = parser_context["request"]
+        # The handlers are read when the body is parsed, which is now: not earlier.
+        request.upload_handlers.insert(
+            0, MaxSizeUploadHandler(settings.DOCUMENTS_MAX_UPLOAD_BYTES, request)
+        )
+        return super().parse(stream, media_type=media_type, parser_context=parser_context)
 
 
 def _megabytes(size: int) -> str:
