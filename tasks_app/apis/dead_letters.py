@@ -136,30 +136,30 @@ class DeadLetterDetailApi(APIView):
         return _render(request, _dead_letter_or_404(dead_letter_id))
 
 
-class DeadLetterRequeueApi(APIView):
+class _DeadLetterActionApi(APIView):
+    """POST applies ``resolve`` (a dead-letter service) to one dead letter."""
+
+    permission_classes = [IsAdminUser]
+    resolve = None
+
+    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer, 409: ALREADY_RESOLVED})
+    def post(self, request, dead_letter_id):
+        dead_letter = type(self).resolve(
+            dead_letter=_dead_letter_or_404(dead_letter_id), by=request.user
+        )
+        return _render(request, dead_letter)
+
+
+class DeadLetterRequeueApi(_DeadLetterActionApi):
     """Run the task again, as a new task linked to the dead one."""
 
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer, 409: ALREADY_RESOLVED})
-    def post(self, request, dead_letter_id):
-        dead_letter = dead_letters.dead_letter_requeue(
-            dead_letter=_dead_letter_or_404(dead_letter_id), by=request.user
-        )
-        return _render(request, dead_letter)
+    resolve = dead_letters.dead_letter_requeue
 
 
-class DeadLetterDiscardApi(APIView):
+class DeadLetterDiscardApi(_DeadLetterActionApi):
     """Close a dead letter without running the task again."""
 
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(request=None, responses={200: DeadLetterOutputSerializer, 409: ALREADY_RESOLVED})
-    def post(self, request, dead_letter_id):
-        dead_letter = dead_letters.dead_letter_discard(
-            dead_letter=_dead_letter_or_404(dead_letter_id), by=request.user
-        )
-        return _render(request, dead_letter)
+    resolve = dead_letters.dead_letter_discard
 
 
 class DeadLetterBulkApi(APIView):
