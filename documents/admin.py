@@ -3,6 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from documents.models import Document, DocumentChunk
+from documents.services import document_delete
 
 
 class DocumentChunkInline(admin.TabularInline):
@@ -38,6 +39,15 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    # Both of the admin's ways to delete go through the service, as the API's delete does:
+    # a plain row delete would leave the processing task running and the files behind.
+    def delete_model(self, request, obj: Document) -> None:
+        document_delete(document=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for document in queryset.select_related("task"):
+            document_delete(document=document)
 
     @admin.display(description="Processing task")
     def task_link(self, document: Document) -> str:

@@ -8,7 +8,7 @@ from documents.processing import DocumentKind
 
 
 class DocumentStatus(models.TextChoices):
-    """Where a document's processing is. It follows its latest processing task:
+    """Where a document's processing is. The allowed moves are in ``TRANSITIONS``.
 
     queued      waiting for a worker (after upload, URL submission or reprocess).
     processing  a worker is fetching, extracting and chunking it.
@@ -16,7 +16,9 @@ class DocumentStatus(models.TextChoices):
     failed      processing stopped; ``error_message`` says why.           (final)
     cancelled   its processing task was cancelled.                        (final)
 
-    Reprocessing moves a final document back to queued; its old text and chunks stay
+    One path: queued -> processing -> completed | failed | cancelled. A processing task
+    that ends before it starts leaves queued for failed or cancelled directly, and
+    reprocessing takes a final document back to queued; its old text and chunks stay
     until the new ones replace them in one transaction.
     """
 
@@ -27,7 +29,48 @@ class DocumentStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-UNFINISHED_STATUSES = (DocumentStatus.QUEUED, DocumentStatus.PROCESSING)
+# The one state machine of a document: from each status, where it may go next. A document
+# follows its latest processing task (``Document.task``): the task's body moves it to
+# processing and completed (documents.pipeline), the task's own end moves it to failed or
+# cancelled (documents.services.document_follow_task), and the owner reprocesses it.
+# Every write of ``status`` is a conditional update built from this table
+# (DocumentQuerySet.transition).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    DocumentStatus.QUEUED: frozenset(
+        {DocumentStatus.PROCESSING, DocumentStatus.FAILED, DocumentStatus.CANCELLED}
+    ),
+    DocumentStatus.PROCESSING: frozenset(
+        {
+            # The same task again: a retry, or a redelivery after its worker died.
+            DocumentStatus.PROCESSING,
+            DocumentStatus.COMPLETED,
+            DocumentStatus.FAILED,
+            DocumentStatus.CANCELLED,
+        }
+    ),
+    DocumentStatus.COMPLETED: frozenset({DocumentStatus.QUEUED}),
+    DocumentStatus.FAILED: frozenset({DocumentStatus.QUEUED}),
+    DocumentStatus.CANCELLED: frozenset({DocumentStatus.QUEUED}),
+}
+
+
+def statuses_leading_to(target: str) -> list[str]:
+    return [source for source, targets in TRANSITIONS.items() if target in targets]
+
+
+class DocumentQuerySet(models.QuerySet):
+    def transition(self, *, pk, to: str, only_if: models.Q | None = None, **fields) -> bool:
+        """Move one document to ``to`` if the state machine allows it from where it is now.
+
+        A single conditional UPDATE, so two racing writers cannot both win: False means
+        the document was not in a status that leads to ``to`` (somebody else moved it, or
+        it is gone), or did not match ``only_if`` (e.g. ``Q(task_id=...)``, so that a task
+        the document was reprocessed away from cannot move it any more).
+        """
+        documents = self.filter(pk=pk, status__in=statuses_leading_to(to))
+        if only_if is not None:
+            documents = documents.filter(only_if)
+        return bool(documents.update(status=to, **fields))
 
 
 def source_file_key(document: "Document", filename: str) -> str:
@@ -73,6 +116,8 @@ class Document(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DocumentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

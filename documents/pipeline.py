@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from documents.models import Document, DocumentChunk, DocumentStatus
@@ -54,12 +55,9 @@ def extraction_limits() -> ExtractionLimits:
 
 def document_process(*, document_id: str, context: TaskContext) -> dict:
     """The body of ``documents.process``: returns the counts it stored."""
-    started = Document.objects.filter(
-        pk=document_id,
-        task_id=context.task_id,
-        status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
-    ).update(status=DocumentStatus.PROCESSING)
-    if not started:
+    # Only the document's latest task may work on it; a retry finds it processing already.
+    ours = Q(task_id=context.task_id)
+    if not Document.objects.transition(pk=document_id, to=DocumentStatus.PROCESSING, only_if=ours):
         raise PermanentTaskError("The document was deleted or is processed by a newer task.")
     document = Document.objects.get(pk=document_id)
 
@@ -181,10 +179,10 @@ def _store(document: Document, workdir: Path, extraction: Extraction, context: T
     old_text_name = document.text_file.name
     try:
         with transaction.atomic():
-            still_ours = Document.objects.filter(
-                pk=document.pk, task_id=context.task_id, status=DocumentStatus.PROCESSING
-            ).update(
-                status=DocumentStatus.COMPLETED,
+            still_ours = Document.objects.transition(
+                pk=document.pk,
+                to=DocumentStatus.COMPLETED,
+                only_if=Q(task_id=context.task_id),
                 text_file=text_name,
                 page_count=extraction.pages,
                 word_count=extraction.words,

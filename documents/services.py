@@ -14,10 +14,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils.text import get_valid_filename
 
 from documents.errors import DocumentBusy
-from documents.models import UNFINISHED_STATUSES, Document, DocumentStatus
+from documents.models import Document, DocumentStatus
 from documents.processing import EmptyDocument
 from documents.processing.detect import detect_kind
 from documents.processing.fetch import FetchPolicy, check_url
@@ -30,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 PROCESS_TASK_TYPE = "documents.process"
 
-# What a finished processing task means for its document, when the task body could not
-# say so itself (cancelled before it started, killed at its time limit, worker lost).
+# What a processing task's end means for its document. The body itself only ever reports
+# success (documents.pipeline); every other end is recorded on the task, and followed here.
 _STATUS_AFTER_TASK = {
     TaskStatus.FAILED: DocumentStatus.FAILED,
     TaskStatus.TIMED_OUT: DocumentStatus.FAILED,
@@ -95,8 +96,7 @@ def document_reprocess(*, document: Document) -> Document:
 
     Raises ``DocumentBusy`` while an earlier processing has not finished.
     """
-    queued = Document.objects.filter(pk=document.pk).exclude(status__in=UNFINISHED_STATUSES)
-    if not queued.update(status=DocumentStatus.QUEUED, error_message=""):
+    if not Document.objects.transition(pk=document.pk, to=DocumentStatus.QUEUED, error_message=""):
         document.refresh_from_db()
         raise DocumentBusy(status=document.status)
     _queue_processing(document)
@@ -119,13 +119,26 @@ def document_delete(*, document: Document) -> None:
 
 
 def document_follow_task(record: TaskRecord) -> None:
-    """``on_finished`` of documents.process: an unfinished document takes the task's end."""
+    """``on_finished`` of documents.process: the unfinished document follows its task's end.
+
+    Called in the transaction that moves the task to a final status. The body reports
+    only success itself (it stores the text and completes the document); a failure it
+    raised, a time limit, a worker lost for good, or a cancel (before or while it ran)
+    ends the task, not the document: here the document, still queued or processing, takes
+    that end as failed or cancelled, with the task's error message. A task the document
+    was reprocessed away from is no longer its ``task`` and changes nothing.
+    """
     status = _STATUS_AFTER_TASK.get(record.status)
     if status is None:
         return
-    Document.objects.filter(task_id=record.pk, status__in=UNFINISHED_STATUSES).update(
-        status=status, error_message=record.error_message
-    )
+    document_id = Document.objects.filter(task_id=record.pk).values_list("pk", flat=True).first()
+    if document_id is not None:
+        Document.objects.transition(
+            pk=document_id,
+            to=status,
+            only_if=Q(task_id=record.pk),
+            error_message=record.error_message,
+        )
 
 
 def _queue_processing(document: Document) -> None:
@@ -134,7 +147,8 @@ def _queue_processing(document: Document) -> None:
         task_type=get_task_type(PROCESS_TASK_TYPE),
         input_data={"document_id": str(document.pk)},
     )
-    Document.objects.filter(pk=document.pk).update(task=record, status=DocumentStatus.QUEUED)
+    # The document is queued already: created so, or just moved back by document_reprocess.
+    Document.objects.filter(pk=document.pk).update(task=record)
     document.task = record
 
 

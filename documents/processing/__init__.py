@@ -14,7 +14,9 @@ modules, one job each:
               side is extraction_child
     chunking  overlapping chunks with their offsets, fed page by page
     addresses whether a URL, and every address its host resolves to, may be fetched
-    fetch     downloading a web page without reaching private addresses
+    fetch     downloading a web page without reaching private addresses, redirects and all;
+              it connects with pinned_connection (to the checked address, within one
+              deadline) and reads the body with response_body (bounded, named)
 
 Errors a user must read are ``DocumentError``s: their message says what is wrong with
 the document, in plain words. ``TransientFetchError`` is the one error worth a retry.

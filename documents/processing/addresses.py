@@ -8,9 +8,10 @@
    ``is_public_address``).
 
 The other half, connecting only to the addresses checked here and re-checking every
-redirect, is the download's job: see ``documents.processing.fetch``, this module's only
-user. This module knows nothing of ``FetchPolicy``: it takes the policy's allowlist alone,
-so the dependency runs one way, fetch -> addresses.
+redirect, is the download's job: see ``documents.processing.fetch`` (and the two modules
+it connects and reads with), this module's only users. This module knows nothing of
+``FetchPolicy``: it takes the policy's allowlist alone, so the dependency runs one way,
+fetch -> addresses.
 """
 
 import ipaddress
