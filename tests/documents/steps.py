@@ -15,7 +15,7 @@ from documents.models import Document
 from documents.services import document_upload
 from tasks_app.execution import TaskContext
 from tasks_app.models import TaskRecord
-from tasks_app.services import task_claim
+from tasks_app.transitions import task_claim
 
 
 def upload(owner, name: str, content: bytes) -> Document:

@@ -4,7 +4,7 @@ from django.core.files.storage import default_storage
 from documents.models import Document, DocumentChunk
 from documents.pipeline import document_process
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.services import task_mark_succeeded
+from tasks_app.transitions import task_mark_succeeded
 from tests.documents.steps import claim, upload
 from tests.factories import TaskRecordFactory, UserFactory
 

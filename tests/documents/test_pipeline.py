@@ -19,7 +19,8 @@ from documents.services import (
 from tasks_app.errors import PermanentTaskError
 from tasks_app.execution import TaskCancelled
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.services import task_cancel, task_mark_failed, task_mark_retrying
+from tasks_app.services import task_cancel
+from tasks_app.transitions import task_mark_failed, task_mark_retrying
 from tests.documents import samples
 from tests.documents.steps import claim, claim_and_act_at_page, scratch_folders, upload
 from tests.integration.web_server import LocalWebServer

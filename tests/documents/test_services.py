@@ -16,12 +16,8 @@ from documents.services import (
 )
 from tasks_app.errors import ActiveTaskLimitReached
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.services import (
-    task_cancel,
-    task_mark_failed,
-    task_mark_succeeded,
-    task_mark_timed_out,
-)
+from tasks_app.services import task_cancel
+from tasks_app.transitions import task_mark_failed, task_mark_succeeded, task_mark_timed_out
 from tests.documents.steps import claim, upload
 
 pytestmark = pytest.mark.django_db
