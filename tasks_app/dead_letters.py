@@ -1,12 +1,11 @@
 """Services for dead letters: what staff do with tasks that will not succeed by themselves.
 
-Entries are written by ``services._finish`` in the transaction that fails the task.
+Entries are written by ``services._finish`` in the transaction that fails the task; the
+maintenance job ``dead_letters_prune`` (operations) deletes them after their retention.
 """
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -17,8 +16,6 @@ from tasks_app.registry import get_task_type
 from tasks_app.services import task_submit
 
 logger = logging.getLogger(__name__)
-
-PRUNE_BATCH_SIZE = 500
 
 
 @transaction.atomic
@@ -63,18 +60,3 @@ def dead_letter_discard(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
         raise DeadLetterResolved(resolution=dead_letter.resolution)
     logger.info("dead letter discarded task=%s by=%s", dead_letter.task_id, by.pk)
     return dead_letter
-
-
-def dead_letters_prune(*, now=None) -> int:
-    """Delete entries older than the retention, in small batches. Returns how many."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.TASKS_DEAD_LETTER_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        batch = list(
-            DeadLetter.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
-                :PRUNE_BATCH_SIZE
-            ]
-        )
-        if not batch:
-            return deleted
-        deleted += DeadLetter.objects.filter(pk__in=batch).delete()[0]

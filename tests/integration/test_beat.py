@@ -94,12 +94,12 @@ def test_reconciliation_installed_by_migrate_is_sent_by_beat_and_run_by_a_worker
     beat = start_beat()
 
     deadline = time.monotonic() + FIRE_SECONDS
-    while not MaintenanceRun.objects.filter(job="stuck_tasks", outcome="done").exists():
-        assert time.monotonic() < deadline, f"no stuck_tasks run within {FIRE_SECONDS} s"
+    while not MaintenanceRun.objects.filter(job="tasks_reconcile", outcome="done").exists():
+        assert time.monotonic() < deadline, f"no tasks_reconcile run within {FIRE_SECONDS} s"
         assert beat.process.poll() is None, "beat exited"
         time.sleep(0.2)
-    assert "Sending due task tasks-reconcile (tasks_app.reconcile)" in beat.log()
-    run = MaintenanceRun.objects.filter(job="stuck_tasks", outcome="done").first()
+    assert "Sending due task tasks-reconcile (operations.reconcile_tasks)" in beat.log()
+    run = MaintenanceRun.objects.filter(job="tasks_reconcile", outcome="done").first()
     assert set(run.counts) >= {"requeued", "failed", "never_sent", "lost", "overdue_retries"}
     # Only the edited schedule is due this soon: the others keep their installed timing.
     assert "Sending due task operations-" not in beat.log()

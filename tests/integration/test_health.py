@@ -36,7 +36,7 @@ def own_queue(transactional_db, settings, monkeypatch):
     # Beat itself is not under test: a periodic task it just sent is its heartbeat.
     PeriodicTask.objects.create(
         name="health-heartbeat",
-        task="tasks_app.reconcile",
+        task="operations.reconcile_tasks",
         interval=every_minute,
         last_run_at=timezone.now() - timedelta(seconds=5),
     )

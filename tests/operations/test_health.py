@@ -81,7 +81,7 @@ def beat_ran(db):
         PeriodicTask.objects.update_or_create(
             name="health-test",
             defaults={
-                "task": "tasks_app.reconcile",
+                "task": "operations.reconcile_tasks",
                 "interval": every_minute,
                 "last_run_at": at or timezone.now() - timedelta(seconds=seconds_ago),
             },
