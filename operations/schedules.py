@@ -8,7 +8,9 @@ alone, so an admin's edit survives deploys and restarts. ``manage.py migrate`` r
 Nothing is in CELERY_BEAT_SCHEDULE: beat would write that over the rows at every start.
 
 A schedule added to ``schedules_defined`` later needs a migration that runs
-``schedules_install`` again (like 0002), so that ``migrate`` installs it everywhere.
+``schedules_install`` again (like 0002), so that ``migrate`` installs it everywhere. A task
+renamed needs one that renames it in the rows (like 0003), and its old name registered for
+a release (operations/tasks.py): a beat that has not reloaded yet still sends it.
 """
 
 import logging
