@@ -62,10 +62,10 @@ def cleanup_orphan_files() -> dict:
     return _job_run("orphan_files_cleanup", maintenance.orphan_files_cleanup)
 
 
-# The names the two tasks above had in tasks_app. Migration operations/0003 renames them in
-# the schedule rows, but a beat not restarted yet, or a message already queued, still sends
-# them: registered for one more release, so that those run instead of being refused as
-# unregistered tasks. Remove them in the release after.
+# The names reconcile_tasks and prune_dead_letters had in tasks_app. Migration 0003 renames
+# them in the schedule rows, but a beat that has not reloaded yet, or a message already
+# queued, still sends them: registered for one more release, so that those run instead of
+# being refused as unregistered tasks. Remove them in the release after.
 
 
 @shared_task(name="tasks_app.reconcile")
