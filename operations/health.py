@@ -1,40 +1,28 @@
-"""How healthy the service is: readiness for load balancers, and an evaluation for staff.
+"""How well the service is doing, for staff: the health evaluation with its reasons.
 
-- ``readiness_checks``: can this web process serve requests? Only the database is asked:
-  workers that are down or a beat that has not ticked yet are the system's health, not a
-  reason to take every web server out of rotation (the outbox accepts work meanwhile).
-- ``health_evaluate``: how well is it doing? Workers, beat, failure rate, tasks near their
-  time limit, queue backlogs, open dead letters. Each check is healthy, degraded, critical
-  or unknown, and names the numbers behind its verdict; the worst one is the overall.
+``health_evaluate`` asks workers, beat, failure rate, tasks near their time limit, queue
+backlogs, open dead letters and wedged pool processes. Each check is healthy, degraded,
+critical or unknown, and names the numbers behind its verdict; the worst one is the
+overall. /api/v1/tasks/health shows it, beat's snapshots (alerts.py) store it.
 
-The broker and the workers are asked with short timeouts (a dead broker costs about a
-second, not minutes), and at most once per OPS_WORKER_CENSUS_SECONDS for all processes
-(``broker_census``, shared through Django's cache); the rest are aggregate queries on the
-database.
+The workers and the queues come from the broker census (broker_census.py, shared between
+processes, with short timeouts); the rest are aggregate queries on the database. Whether a
+web process can serve at all is readiness.py's question, not this one.
 """
 
-import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from celery import current_app
 from django.conf import settings
-from django.core.cache import cache
-from django.db import DatabaseError, connection
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
-from kombu.exceptions import OperationalError as BrokerError
 
+from operations.broker_census import BrokerFacts, broker_census
 from operations.models import HealthStatus
 from tasks_app.models import FINAL_STATUSES, DeadLetter, PoolStall, TaskRecord, TaskStatus
-from tasks_app.recovery import broker_queue_size
 from tasks_app.task_types import all_task_types
 
-logger = logging.getLogger(__name__)
-
-BROKER_TIMEOUT = 1.0
-# Below this many finished tasks in the window one failure would swing the rate wildly.
 TIME_LIMIT_WARNING_FRACTION = 0.8
 # Worst last: "unknown" outranks degraded (we cannot vouch for the service), but a
 # problem we can see for certain (critical) is reported as such.
@@ -44,140 +32,6 @@ SEVERITY = [
     HealthStatus.UNKNOWN,
     HealthStatus.CRITICAL,
 ]
-
-
-# --- Facts from outside the database: the broker and the workers --------------------------
-
-
-def _broker_connection(*, timeout: float):
-    # Celery's broker_connection_timeout (4 s) wins over a connect_timeout argument, and
-    # Redis ignores both: its socket options bound a connect to an unreachable host, and a
-    # read from a broker that accepts connections but never answers (that one hangs forever).
-    return current_app.connection_for_read(
-        transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout}
-    )
-
-
-def broker_connection_error() -> str | None:
-    """None when the broker accepts a connection, else why it does not."""
-    try:
-        with _broker_connection(timeout=BROKER_TIMEOUT) as broker:
-            # One attempt, no waiting between: the default policy retries for minutes.
-            broker.ensure_connection(
-                max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT
-            )
-    except (BrokerError, OSError) as error:
-        return str(error) or type(error).__name__
-    return None
-
-
-def workers_by_queue(*, queues: list[str]) -> dict[str, list[str]] | None:
-    """The workers that answered a ping, per queue in ``queues``; None if they could not be asked.
-
-    ``active_queues`` is the ping: a worker that answers it is alive and says what it consumes.
-    """
-    timeout = settings.OPS_WORKER_PING_TIMEOUT
-    try:
-        # The socket waits longer than the ping, or it would cut off the replies.
-        with _broker_connection(timeout=timeout + BROKER_TIMEOUT) as broker:
-            inspect = current_app.control.inspect(timeout=timeout, connection=broker)
-            replies = inspect.active_queues() or {}  # None when nobody answered
-    except (BrokerError, OSError) as error:
-        logger.warning("workers not asked, broker unreachable: %s", error)
-        return None
-    answered: dict[str, list[str]] = {queue: [] for queue in queues}
-    for worker, worker_queues in replies.items():
-        for queue in worker_queues or []:
-            if queue.get("name") in answered:
-                answered[queue["name"]].append(worker)
-    return {queue: sorted(workers) for queue, workers in answered.items()}
-
-
-@dataclass(frozen=True)
-class BrokerFacts:
-    """What the broker told us; None where it could not be asked."""
-
-    error: str | None
-    workers: dict[str, list[str]] | None
-    queue_sizes: dict[str, int | None]
-
-
-def broker_facts_gather(*, queues: list[str]) -> BrokerFacts:
-    error = broker_connection_error()
-    if error is not None:
-        return BrokerFacts(error=error, workers=None, queue_sizes=dict.fromkeys(queues))
-    return BrokerFacts(
-        error=None,
-        workers=workers_by_queue(queues=queues),
-        queue_sizes={queue: broker_queue_size(queue) for queue in queues},
-    )
-
-
-def broker_census_cache_key(*, queues: list[str]) -> str:
-    return "operations:broker-census:" + ",".join(queues)
-
-
-def broker_census(*, queues: list[str]) -> BrokerFacts:
-    """The broker facts, gathered at most once per OPS_WORKER_CENSUS_SECONDS across processes.
-
-    Asking the workers waits out OPS_WORKER_PING_TIMEOUT: every staff page, scrape and
-    snapshot doing it would queue requests behind one another. The process that finds no
-    census taken within the interval takes one and shares it through the cache; the
-    others read that one. With an interval of 0, or a cache that fails, it is asked live.
-    """
-    interval = settings.OPS_WORKER_CENSUS_SECONDS
-    if interval <= 0:
-        return broker_facts_gather(queues=queues)
-    key = broker_census_cache_key(queues=queues)
-    try:
-        # add() is atomic in every shared cache: one process per interval wins the turn.
-        our_turn = cache.add(key + ":taken", True, timeout=interval)
-        shared = None if our_turn else cache.get(key)
-    # Cache backends have no common error class (redis, database, memcached errors).
-    except Exception as error:
-        logger.warning("broker census not shared, cache unavailable: %s", error)
-        return broker_facts_gather(queues=queues)
-    if shared is not None:
-        return shared
-    # Our turn, or another process's census is still under way and none is stored yet.
-    facts = broker_facts_gather(queues=queues)
-    try:
-        # Kept past the interval, so that readers have one while the next is taken.
-        cache.set(key, facts, timeout=interval * 10)
-    except Exception as error:
-        logger.warning("broker census not shared, cache unavailable: %s", error)
-    return facts
-
-
-# --- Readiness ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReadinessCheck:
-    name: str
-    ok: bool
-    detail: str
-
-
-def readiness_checks() -> list[ReadinessCheck]:
-    """Whether this web process can serve: the database answers. Nothing else is asked.
-
-    No broker, no worker ping: a probe that a load balancer sends every few seconds to
-    every web server must cost one query, and must not fail them all when workers are
-    down (their absence is critical in ``health_evaluate``).
-    """
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError as error:
-        # The reason goes to the log: this answer is for anonymous callers.
-        logger.warning("not ready, the database did not answer: %s", error)
-        detail = f"the database did not answer ({type(error).__name__})"
-        return [ReadinessCheck("database", False, detail)]
-    return [ReadinessCheck("database", True, "query answered")]
-
-
-# --- Evaluation -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@
 row), runs the job, and records the run as a MaintenanceRun row, also when it was skipped
 or failed. The jobs are bounded: they work in batches of OPS_MAINTENANCE_BATCH_SIZE, each
 batch its own short transaction, so no table is locked for long. Each returns its counts.
+Reconciliation (the job ``tasks_reconcile``) runs through the same runner, but is
+tasks_app's own service: ``recovery.tasks_reconcile``.
 """
 
 import logging
@@ -24,7 +26,6 @@ from django_celery_results.models import GroupResult, TaskResult
 
 from documents.models import Document
 from operations.models import MaintenanceLock, MaintenanceRun
-from tasks_app import recovery
 from tasks_app.models import DeadLetter, TaskRecord
 
 logger = logging.getLogger(__name__)
@@ -156,9 +157,13 @@ def orphan_files_cleanup(*, now: datetime | None = None) -> dict:
     }
 
 
-def stuck_tasks_recover() -> dict:
-    """Redeliver dead workers' tasks, resend messages the broker lost, admit waiting tasks."""
-    return recovery.tasks_reconcile()
+def dead_letters_prune(*, now: datetime | None = None) -> dict:
+    """Delete dead letters created more than TASKS_DEAD_LETTER_RETENTION_DAYS ago, open or not.
+
+    Their tasks stay, until the task-record retention (``task_records_prune``) takes them.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.TASKS_DEAD_LETTER_RETENTION_DAYS)
+    return _delete_in_batches(DeadLetter.objects.filter(created_at__lt=cutoff))
 
 
 # --- Helpers ----------------------------------------------------------------------------

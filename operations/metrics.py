@@ -9,11 +9,9 @@ Durations are ``finished_at - started_at`` of succeeded tasks. A claim sets
 ``started_at`` again, so a retried task's duration is that of its last, successful attempt.
 """
 
-import logging
 import math
 from datetime import timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import NotSupportedError, connections
@@ -29,13 +27,10 @@ from django.db.models import (
     Sum,
 )
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
+from tasks_app.broker import broker_queue_sizes
 from tasks_app.models import FINAL_STATUSES, TaskRecord, TaskStatus
-from tasks_app.recovery import broker_queue_size
 from tasks_app.selectors import task_list_for_user
-
-logger = logging.getLogger(__name__)
 
 PERCENTILES = {"p50": 0.5, "p95": 0.95}
 FAILURE_STATUSES = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
@@ -185,35 +180,7 @@ def tasks_running_count() -> int:
 
 def queue_depths() -> dict[str, int | None]:
     """Messages waiting in each of TASKS_QUEUES; None where the broker could not be asked."""
-    if not broker_is_reachable():
-        return dict.fromkeys(settings.TASKS_QUEUES)
-    return {queue: broker_queue_size(queue) for queue in settings.TASKS_QUEUES}
-
-
-def worker_count() -> int | None:
-    """Workers answering a ping within OPS_WORKER_PING_TIMEOUT; None if the broker is down.
-
-    A ping always waits the whole timeout: workers are not known in advance.
-    """
-    if not broker_is_reachable():
-        return None
-    try:
-        replies = current_app.control.inspect(timeout=settings.OPS_WORKER_PING_TIMEOUT).ping()
-    except BrokerError:
-        logger.warning("broker unreachable, workers not counted")
-        return None
-    return len(replies or {})
-
-
-def broker_is_reachable() -> bool:
-    """One connection attempt: kombu's own retries take seconds per call when it is down."""
-    try:
-        with current_app.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=0)
-    except BrokerError:
-        logger.warning("broker unreachable")
-        return False
-    return True
+    return broker_queue_sizes(queues=list(settings.TASKS_QUEUES))
 
 
 def _counts_by_type_and_status(records: QuerySet[TaskRecord]) -> QuerySet:

@@ -14,7 +14,7 @@ truth, so every scrape reads them, whichever gunicorn worker answers it:
 - ``jobservice_tasks_running`` (gauge): records running now.
 - ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES.
 - ``jobservice_workers`` (gauge): workers consuming any of TASKS_QUEUES that answered a
-  ping. Both come from the census of health.broker_census, taken at most once per
+  ping. Both come from the census of broker_census.broker_census, taken at most once per
   OPS_WORKER_CENSUS_SECONDS for all processes, so a scrape rarely waits for a ping.
   When the broker cannot be asked, the queue and worker samples are left out rather
   than reported as 0; alert on ``absent(jobservice_workers)`` too.
@@ -50,7 +50,8 @@ from prometheus_client.metrics_core import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-from operations import health, metrics
+from operations import metrics
+from operations.broker_census import broker_census
 
 # Seconds; task types run from well under a second to the 960 s limit of documents.
 TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600]
@@ -96,7 +97,7 @@ class TaskRecordCollector:
             "jobservice_tasks_running", "Task records running now.", metrics.tasks_running_count()
         )
 
-        census = health.broker_census(queues=list(settings.TASKS_QUEUES))
+        census = broker_census(queues=list(settings.TASKS_QUEUES))
         depths = GaugeMetricFamily(
             "jobservice_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
         )

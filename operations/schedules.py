@@ -8,7 +8,9 @@ alone, so an admin's edit survives deploys and restarts. ``manage.py migrate`` r
 Nothing is in CELERY_BEAT_SCHEDULE: beat would write that over the rows at every start.
 
 A schedule added to ``schedules_defined`` later needs a migration that runs
-``schedules_install`` again (like 0002), so that ``migrate`` installs it everywhere.
+``schedules_install`` again (like 0002), so that ``migrate`` installs it everywhere. A task
+renamed needs one that renames it in the rows (like 0003), and its old name registered for
+a release (operations/tasks.py): a beat that has not reloaded yet still sends it.
 """
 
 import logging
@@ -26,6 +28,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
+# The crontab schedules run once a night: a run not started within half a day waits for the
+# next night.
+DAILY_EXPIRES = timedelta(hours=12)
 # Celery's own result cleanup, which beat adds by itself at every start (see below).
 CELERY_BACKEND_CLEANUP = "celery.backend_cleanup"
 
@@ -37,29 +42,31 @@ class Schedule:
     name: str
     task: str
     description: str
-    expires: timedelta  # a run not started by then is dropped: the next one is due anyway
     every: timedelta | None = None
     crontab: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
 
+    @property
+    def expires(self) -> timedelta:
+        """A run not started by then is dropped: the next one is due anyway."""
+        return self.every or DAILY_EXPIRES
+
 
 def schedules_defined() -> list[Schedule]:
     """The schedules this service needs, as installed by ``schedules_install``."""
-    reconcile = timedelta(seconds=settings.TASKS_RECONCILE_SECONDS)
     return [
         Schedule(
             name="tasks-reconcile",
-            task="tasks_app.reconcile",
-            every=reconcile,
-            expires=reconcile,
-            description="Stuck tasks: gives the tasks of dead workers back to the queue and "
-            "sends again the messages the broker lost (job stuck_tasks).",
+            task="operations.reconcile_tasks",
+            every=timedelta(seconds=settings.TASKS_RECONCILE_SECONDS),
+            description="Reconciliation: gives the tasks of dead workers back to the queue, "
+            "sends again the messages the broker lost, admits waiting tasks whose owner has a "
+            "free slot (job tasks_reconcile).",
         ),
         Schedule(
             name="operations-health-snapshot",
             task="operations.record_health_snapshot",
             every=timedelta(seconds=60),
-            expires=timedelta(seconds=60),
             description="Records the service's health for its history; tells staff when it "
             "turns critical; deletes snapshots past OPS_HEALTH_SNAPSHOT_RETENTION_DAYS.",
         ),
@@ -67,7 +74,6 @@ def schedules_defined() -> list[Schedule]:
             name="operations-cleanup-results",
             task="operations.cleanup_results",
             every=HOUR,
-            expires=HOUR,
             description="Deletes Celery result rows older than CELERY_RESULT_EXPIRES, in "
             "batches (job results_cleanup).",
         ),
@@ -75,25 +81,22 @@ def schedules_defined() -> list[Schedule]:
             name="operations-cleanup-orphan-files",
             task="operations.cleanup_orphan_files",
             every=HOUR,
-            expires=HOUR,
             description="Removes abandoned scratch folders of document processing and stored "
             "files whose document is gone (job orphan_files_cleanup).",
         ),
         Schedule(
             name="tasks-prune-dead-letters",
-            task="tasks_app.prune_dead_letters",
+            task="operations.prune_dead_letters",
             # Before the task-record retention, so that tasks whose dead letter goes
             # tonight can go tonight too.
             crontab={"minute": "15", "hour": "3"},
-            expires=timedelta(hours=12),
-            description="Deletes dead letters older than TASKS_DEAD_LETTER_RETENTION_DAYS "
-            "(job dead_letters_prune).",
+            description="Deletes dead letters older than TASKS_DEAD_LETTER_RETENTION_DAYS, in "
+            "batches (job dead_letters_prune).",
         ),
         Schedule(
             name="operations-prune-task-records",
             task="operations.prune_task_records",
             crontab={"minute": "30", "hour": "3"},
-            expires=timedelta(hours=12),
             description="Deletes finished task records older than OPS_TASK_RETENTION_DAYS, in "
             "batches; keeps unfinished ones and those with an open dead letter "
             "(job task_records_prune).",
@@ -105,7 +108,6 @@ def schedules_defined() -> list[Schedule]:
             name=CELERY_BACKEND_CLEANUP,
             task=CELERY_BACKEND_CLEANUP,
             crontab={"minute": "0", "hour": "4"},
-            expires=timedelta(hours=12),
             enabled=False,
             description="Celery's built-in result cleanup, disabled: "
             "operations-cleanup-results replaces it.",

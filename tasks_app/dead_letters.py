@@ -1,16 +1,14 @@
 """Services for dead letters: what staff do with tasks that will not succeed by themselves.
 
-Entries are written by ``transitions.task_finish`` in the transaction that fails the task.
+Entries are written by ``transitions.task_finish`` in the transaction that fails the task; the
+maintenance job ``dead_letters_prune`` (operations) deletes them after their retention.
 """
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
@@ -18,8 +16,6 @@ from tasks_app.services import task_submit
 from tasks_app.task_types import get_task_type
 
 logger = logging.getLogger(__name__)
-
-PRUNE_BATCH_SIZE = 500
 
 
 @transaction.atomic
@@ -95,18 +91,3 @@ def dead_letters_resolve(*, action: str, ids: Iterable, by: AbstractBaseUser) ->
         except DeadLetterNotRequeueable as error:
             outcomes[str(dead_letter_id)] = str(error)
     return outcomes
-
-
-def dead_letters_prune(*, now=None) -> int:
-    """Delete entries older than the retention, in small batches. Returns how many."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.TASKS_DEAD_LETTER_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        batch = list(
-            DeadLetter.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[
-                :PRUNE_BATCH_SIZE
-            ]
-        )
-        if not batch:
-            return deleted
-        deleted += DeadLetter.objects.filter(pk__in=batch).delete()[0]

@@ -15,14 +15,12 @@ A redundant message is harmless: the claim lets only one delivery run a task.
 import logging
 from datetime import timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import ChannelError
-from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app import admission, dispatch, transitions
+from tasks_app.broker import broker_queue_size
 from tasks_app.models import TaskRecord, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -33,7 +31,8 @@ UNDISPATCHED_GRACE = timedelta(seconds=5)
 
 
 def tasks_reconcile(*, now=None) -> dict[str, int]:
-    """Every repair, in order: beat runs it (through operations), and so does worker start-up."""
+    """Every repair, in order: beat runs it (operations' job tasks_reconcile), and so does
+    worker start-up."""
     return {
         **tasks_recover_stale(now=now),
         **tasks_redispatch_lost(now=now),
@@ -107,15 +106,3 @@ def tasks_redispatch_lost(*, now=None) -> dict[str, int]:
     if any(counts.values()):
         logger.warning("tasks dispatched again %s", counts)
     return counts
-
-
-def broker_queue_size(queue: str) -> int | None:
-    """Messages waiting in ``queue`` (not those a worker holds), or None if unknown."""
-    try:
-        with current_app.connection_for_read() as connection:
-            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
-    except ChannelError:
-        return 0  # Redis deletes an empty queue's key: no queue, no messages
-    except BrokerError:
-        logger.warning("broker unreachable, queue %s not checked", queue)
-        return None

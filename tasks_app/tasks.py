@@ -1,33 +1,186 @@
-"""Celery tasks of tasks_app: the maintenance beat runs. Task types live in diagnostics.py."""
+"""tasks_app's task types: diagnostics, for demos, health checks and tests of the pipeline itself.
 
-import logging
-from datetime import timedelta
+Every app declares its task types in its own tasks.py (found by tasks_app's ready()).
+"""
 
-from celery import shared_task
+import time
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db.models import F
+from rest_framework import serializers
 
-from operations.maintenance import maintenance_run, stuck_tasks_recover
-from tasks_app import dead_letters
-from tasks_app import diagnostics as _diagnostics  # noqa: F401  (registers its task types)
-
-logger = logging.getLogger(__name__)
-
-
-@shared_task(name="tasks_app.reconcile")
-def reconcile() -> dict:
-    """Redeliver tasks of dead workers and resend messages the broker lost."""
-    # Through the runner: one run at a time, recorded as a MaintenanceRun (it logs too).
-    # A run killed with its worker holds the lock until its lease ends, and this job is what
-    # repairs worker deaths: its lease is no longer than a dead worker's task waits. Two runs
-    # at once are harmless (every transition is conditional, a second message is refused).
-    lease = timedelta(seconds=settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS)
-    run = maintenance_run(job="stuck_tasks", work=stuck_tasks_recover, lease=lease)
-    return {"outcome": run.outcome, **run.counts}
+from tasks_app.errors import TransientTaskError
+from tasks_app.execution import TaskContext
+from tasks_app.models import DiagnosticCounter
+from tasks_app.registry import RetryPolicy, register_task_type
 
 
-@shared_task(name="tasks_app.prune_dead_letters")
-def prune_dead_letters() -> dict:
-    run = maintenance_run(
-        job="dead_letters_prune", work=lambda: {"deleted": dead_letters.dead_letters_prune()}
+class DiagnosticFailure(Exception):
+    """The error ``diagnostics.fail`` raises on purpose."""
+
+
+class SleepInput(serializers.Serializer):
+    seconds = serializers.FloatField(
+        min_value=0, max_value=3600, help_text="How long to sleep in total."
     )
-    return {"outcome": run.outcome, **run.counts}
+    steps = serializers.IntegerField(
+        min_value=1, max_value=1000, default=10, help_text="Progress is reported after each step."
+    )
+
+
+class FlakyInput(serializers.Serializer):
+    failures = serializers.IntegerField(
+        min_value=0,
+        max_value=10,
+        default=2,
+        help_text="How many attempts fail before one succeeds.",
+    )
+    key = serializers.CharField(
+        max_length=100,
+        default="",
+        help_text="Count attempts under this key across tasks (so a requeued task goes on "
+        "counting); without it, attempts of this task alone.",
+    )
+
+
+class FailInput(serializers.Serializer):
+    message = serializers.CharField(
+        max_length=500, default="Diagnostic failure requested.", help_text="The error to raise."
+    )
+    after_seconds = serializers.FloatField(
+        min_value=0, max_value=600, default=0, help_text="Run this long before failing."
+    )
+
+
+@register_task_type(
+    "diagnostics.sleep",
+    input_serializer=SleepInput,
+    queue="long",
+    soft_time_limit=3700,
+    time_limit=3720,
+)
+def diagnostics_sleep(context: TaskContext, *, seconds: float, steps: int) -> dict:
+    """Sleep for `seconds`, in `steps` equal steps, reporting progress after each one."""
+    context.report_progress(0, steps, "started")
+    for step in range(1, steps + 1):
+        _sleep_unless_cancelled(context, seconds / steps)
+        context.report_progress(step, steps, f"step {step} of {steps}")
+    return {"slept_seconds": seconds, "steps": steps}
+
+
+def _sleep_unless_cancelled(context: TaskContext, seconds: float) -> None:
+    # Long steps are cut into slices of at most a second, so a cancel is seen within one.
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        time.sleep(min(1.0, remaining))
+        if remaining > 1.0:
+            context.raise_if_cancelled()
+
+
+class BlockInput(serializers.Serializer):
+    seconds = serializers.FloatField(
+        min_value=0, max_value=3600, help_text="How long to block in one call."
+    )
+
+
+@register_task_type(
+    "diagnostics.block",
+    input_serializer=BlockInput,
+    queue="long",
+    soft_time_limit=3700,
+    time_limit=3720,
+)
+def diagnostics_block(context: TaskContext, *, seconds: float) -> dict:
+    """Block for `seconds` in one call, never reporting progress or checking for a cancel.
+
+    Stands for a body stuck in a long library call: a cancel still stops it, through the
+    task's watch.
+    """
+    time.sleep(seconds)
+    return {"blocked_seconds": seconds}
+
+
+@register_task_type(
+    "diagnostics.fail", input_serializer=FailInput, soft_time_limit=620, time_limit=640
+)
+def diagnostics_fail(context: TaskContext, *, message: str, after_seconds: float) -> dict:
+    """Raise an error (after `after_seconds`), to exercise the failure path."""
+    if after_seconds:
+        context.report_progress(0, 1, "waiting before failing")
+        time.sleep(after_seconds)
+    raise DiagnosticFailure(message)
+
+
+@register_task_type(
+    "diagnostics.flaky",
+    input_serializer=FlakyInput,
+    soft_time_limit=60,
+    time_limit=70,
+    retry=RetryPolicy(
+        retry_on=(TransientTaskError,), max_retries=3, backoff_seconds=0.5, backoff_max_seconds=5
+    ),
+)
+def diagnostics_flaky(context: TaskContext, *, failures: int, key: str) -> dict:
+    """Fail with a transient error on the first `failures` attempts, then succeed."""
+    attempt = context.attempt
+    if key:
+        DiagnosticCounter.objects.get_or_create(key=key)
+        DiagnosticCounter.objects.filter(key=key).update(count=F("count") + 1)
+        attempt = DiagnosticCounter.objects.get(key=key).count
+    if attempt <= failures:
+        raise TransientTaskError(f"Transient failure on attempt {attempt}.")
+    return {"succeeded_on_attempt": attempt}
+
+
+class CountInput(serializers.Serializer):
+    key = serializers.CharField(max_length=100, help_text="The counter to add one to.")
+    seconds = serializers.FloatField(
+        min_value=0, max_value=600, default=0, help_text="Work this long before counting."
+    )
+
+
+@register_task_type(
+    "diagnostics.count", input_serializer=CountInput, soft_time_limit=620, time_limit=640
+)
+def diagnostics_count(context: TaskContext, *, key: str, seconds: float) -> dict:
+    """Add one to the counter `key`, exactly once however often the task is delivered."""
+    _sleep_unless_cancelled(context, seconds)
+    with context.complete_atomically(result={"key": key}):
+        DiagnosticCounter.objects.get_or_create(key=key)
+        DiagnosticCounter.objects.filter(key=key).update(count=F("count") + 1)
+    return {"key": key}
+
+
+class OverrunInput(serializers.Serializer):
+    seconds = serializers.FloatField(min_value=0, max_value=60, help_text="How long to try to run.")
+    ignore_soft_limit = serializers.BooleanField(
+        default=False, help_text="Keep running past the soft limit, until the hard limit kills it."
+    )
+
+
+@register_task_type(
+    "diagnostics.overrun", input_serializer=OverrunInput, soft_time_limit=2, time_limit=5
+)
+def diagnostics_overrun(context: TaskContext, *, seconds: float, ignore_soft_limit: bool) -> dict:
+    """Run `seconds` under a 2 s soft and 5 s hard time limit, holding a scratch file.
+
+    The scratch file is removed however the task ends, which shows that a task stopped at
+    its soft limit still cleans up.
+    """
+    scratch = Path(settings.VAR_DIR) / "tmp" / f"overrun-{context.task_id}"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.touch()
+    try:
+        context.report_progress(0, 1, f"holding {scratch.name}")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.05)
+            except SoftTimeLimitExceeded:
+                if not ignore_soft_limit:
+                    raise
+    finally:
+        scratch.unlink(missing_ok=True)
+    return {"ran_seconds": seconds}

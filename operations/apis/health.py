@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from operations import health
+from operations import health, readiness
 
 
 class HealthLiveApi(APIView):
@@ -46,7 +46,7 @@ class HealthReadyApi(APIView):
 
     @extend_schema(responses={200: ready_schema, 503: ready_schema})
     def get(self, request):
-        checks = health.readiness_checks()
+        checks = readiness.readiness_checks()
         ready = all(check.ok for check in checks)
         return Response(
             {

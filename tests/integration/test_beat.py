@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from celery import current_app
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -94,12 +95,32 @@ def test_reconciliation_installed_by_migrate_is_sent_by_beat_and_run_by_a_worker
     beat = start_beat()
 
     deadline = time.monotonic() + FIRE_SECONDS
-    while not MaintenanceRun.objects.filter(job="stuck_tasks", outcome="done").exists():
-        assert time.monotonic() < deadline, f"no stuck_tasks run within {FIRE_SECONDS} s"
+    while not MaintenanceRun.objects.filter(job="tasks_reconcile", outcome="done").exists():
+        assert time.monotonic() < deadline, f"no tasks_reconcile run within {FIRE_SECONDS} s"
         assert beat.process.poll() is None, "beat exited"
         time.sleep(0.2)
-    assert "Sending due task tasks-reconcile (tasks_app.reconcile)" in beat.log()
-    run = MaintenanceRun.objects.filter(job="stuck_tasks", outcome="done").first()
+    assert "Sending due task tasks-reconcile (operations.reconcile_tasks)" in beat.log()
+    run = MaintenanceRun.objects.filter(job="tasks_reconcile", outcome="done").first()
     assert set(run.counts) >= {"requeued", "failed", "never_sent", "lost", "overdue_retries"}
     # Only the edited schedule is due this soon: the others keep their installed timing.
     assert "Sending due task operations-" not in beat.log()
+
+
+@pytest.mark.parametrize(
+    ("old_name", "job"),
+    [
+        ("tasks_app.reconcile", "tasks_reconcile"),
+        ("tasks_app.prune_dead_letters", "dead_letters_prune"),
+    ],
+)
+def test_a_message_under_a_renamed_tasks_old_name_is_run_by_the_worker(
+    transactional_db, celery_worker, old_name, job
+):
+    # What a beat of the previous release sends until migrate renames its rows and it reloads.
+    current_app.send_task(old_name, expires=FIRE_SECONDS)
+
+    deadline = time.monotonic() + FIRE_SECONDS
+    while not MaintenanceRun.objects.filter(job=job, outcome="done").exists():
+        assert time.monotonic() < deadline, f"no {job} run within {FIRE_SECONDS} s"
+        time.sleep(0.2)
+    assert f"unregistered task of type '{old_name}'" not in celery_worker.log()

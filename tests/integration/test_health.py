@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
-from operations import health
+from operations import broker_census
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.integration.conftest import WorkerProcess
@@ -36,7 +36,7 @@ def own_queue(transactional_db, settings, monkeypatch):
     # Beat itself is not under test: a periodic task it just sent is its heartbeat.
     PeriodicTask.objects.create(
         name="health-heartbeat",
-        task="tasks_app.reconcile",
+        task="operations.reconcile_tasks",
         interval=every_minute,
         last_run_at=timezone.now() - timedelta(seconds=5),
     )
@@ -108,7 +108,7 @@ def test_a_worker_started_after_a_census_is_counted_once_the_interval_passed(
 ):
     settings.OPS_WORKER_CENSUS_SECONDS = 15.0
     staff = client_for(UserFactory(username="ops", is_staff=True))
-    key = health.broker_census_cache_key(queues=[own_queue])
+    key = broker_census.broker_census_cache_key(queues=[own_queue])
     before = staff.get(TASK_HEALTH).json()  # the census: nobody on the queue yet
     assert reasons_of(before)["workers"]["numbers"]["workers"] == 0
     census_taken = time.monotonic()

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
-from operations import alerts, health
+from operations import alerts, broker_census
 from operations.models import HealthSnapshot
 from operations.tasks import record_health_snapshot
 from tasks_app.models import DeadLetter, TaskStatus
@@ -81,7 +81,7 @@ def beat_ran(db):
         PeriodicTask.objects.update_or_create(
             name="health-test",
             defaults={
-                "task": "tasks_app.reconcile",
+                "task": "operations.reconcile_tasks",
                 "interval": every_minute,
                 "last_run_at": at or timezone.now() - timedelta(seconds=seconds_ago),
             },
@@ -311,10 +311,13 @@ def test_tasks_running_past_80_percent_of_their_time_limit_degrade(staff_api, wo
     )
 
 
-def test_queue_backlog_above_the_threshold_degrades(staff_api, workers, monkeypatch, settings):
-    settings.OPS_QUEUE_BACKLOG_WARNING = 100
-    sizes = {"default": 5, "long": 150}
-    monkeypatch.setattr(health, "broker_queue_size", lambda queue: sizes[queue])
+def test_queue_backlog_above_the_threshold_degrades(
+    staff_api, workers, settings, queue_with_messages
+):
+    settings.OPS_QUEUE_BACKLOG_WARNING = 3
+    short, backlog = queue_with_messages(2), queue_with_messages(5)
+    settings.TASKS_QUEUES = [short, backlog]
+    workers({"w1@host": [short, backlog]})
 
     body = staff_api.get(TASK_HEALTH).json()
 
@@ -323,8 +326,8 @@ def test_queue_backlog_above_the_threshold_degrades(staff_api, workers, monkeypa
         {
             "check": "queue_backlog",
             "status": "degraded",
-            "message": "queue long: 150 messages waiting (warning above 100)",
-            "numbers": {"queue": "long", "waiting": 150, "warning_above": 100},
+            "message": f"queue {backlog}: 5 messages waiting (warning above 3)",
+            "numbers": {"queue": backlog, "waiting": 5, "warning_above": 3},
         }
     ]
 
@@ -448,7 +451,7 @@ def test_no_enabled_periodic_task_is_critical(staff_api, workers):
 def census(settings):
     """The census shared for ``interval`` seconds; none taken yet."""
     settings.OPS_WORKER_CENSUS_SECONDS = 1.0
-    key = health.broker_census_cache_key(queues=settings.TASKS_QUEUES)
+    key = broker_census.broker_census_cache_key(queues=settings.TASKS_QUEUES)
     cache.delete_many([key, key + ":taken"])
     yield key
     cache.delete_many([key, key + ":taken"])
@@ -487,7 +490,7 @@ def test_a_failing_cache_means_asking_live(staff_api, workers, settings, caplog)
     }
     workers({"w1@host": ["default", "long"], "w2@host": ["default"]})
 
-    with caplog.at_level(logging.WARNING, logger="operations.health"):
+    with caplog.at_level(logging.WARNING, logger="operations.broker_census"):
         response = staff_api.get(TASK_HEALTH)
 
     assert response.status_code == 200

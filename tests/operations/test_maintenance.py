@@ -1,9 +1,13 @@
 import os
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from celery import current_app
+from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -14,7 +18,7 @@ from operations import maintenance
 from operations import tasks as operations_tasks
 from operations.maintenance import maintenance_run
 from operations.models import MaintenanceLock, MaintenanceRun
-from tasks_app import tasks as tasks_app_tasks
+from tasks_app.broker import broker_queue_size
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
 from tests.factories import TaskRecordFactory
 
@@ -274,31 +278,84 @@ def test_orphan_cleanup_with_nothing_stored_yet_does_nothing(file_places):
     }
 
 
-# --- Stuck tasks and dead letters go through the runner ----------------------------------
+# --- Reconciliation and dead letters go through the runner -------------------------------
 
 
-def test_reconcile_task_recovers_stale_tasks_and_is_recorded(settings, monkeypatch):
-    dispatched = []
-    monkeypatch.setattr(
-        "tasks_app.dispatch.task_dispatch", lambda **kwargs: dispatched.append(kwargs) or 1
+def test_reconcile_task_requeues_a_dead_workers_task_and_is_recorded(queue_with_messages):
+    queue = queue_with_messages(0)  # a queue no worker reads, empty
+    stale = TaskRecordFactory(
+        status=TaskStatus.RUNNING, attempts=1, heartbeat_at=ago(hours=1), queue=queue
     )
-    stale = TaskRecordFactory(status=TaskStatus.RUNNING, attempts=1, heartbeat_at=ago(hours=1))
 
-    result = tasks_app_tasks.reconcile()
+    result = operations_tasks.reconcile_tasks()
 
     assert result["outcome"] == "done" and result["requeued"] == 1
-    assert dispatched == [{"task_id": stale.pk}]
-    run = MaintenanceRun.objects.get(job="stuck_tasks")
+    stale.refresh_from_db()
+    assert stale.status == TaskStatus.QUEUED and stale.dispatched_at is not None
+    assert broker_queue_size(queue) == 1  # its message was sent again
+    run = MaintenanceRun.objects.get(job="tasks_reconcile")
     assert run.counts["requeued"] == 1
 
 
-def test_prune_dead_letters_task_is_recorded(settings):
+def test_dead_letter_prune_deletes_exactly_the_entries_past_retention_in_batches(settings):
     settings.TASKS_DEAD_LETTER_RETENTION_DAYS = 30
-    letter = dead_letter(finished_task(status=TaskStatus.FAILED, days_ago=40), resolution="open")
-    DeadLetter.objects.filter(pk=letter.pk).update(created_at=ago(days=31))
+    settings.OPS_MAINTENANCE_BATCH_SIZE = 2
+    letters = [
+        dead_letter(finished_task(status=TaskStatus.FAILED, days_ago=40), resolution=resolution)
+        for resolution in ("open", "requeued", "discarded", "open")
+    ]
+    old, recent = letters[:3], letters[3]
+    DeadLetter.objects.filter(pk__in=[letter.pk for letter in old]).update(created_at=ago(days=31))
+    DeadLetter.objects.filter(pk=recent.pk).update(created_at=ago(days=29))
 
-    assert tasks_app_tasks.prune_dead_letters() == {"outcome": "done", "deleted": 1}
-    assert MaintenanceRun.objects.get(job="dead_letters_prune").counts == {"deleted": 1}
+    assert operations_tasks.prune_dead_letters() == {"outcome": "done", "deleted": 3, "batches": 2}
+
+    assert list(DeadLetter.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert TaskRecord.objects.count() == 4  # their tasks wait for their own retention
+    run = MaintenanceRun.objects.get(job="dead_letters_prune")
+    assert run.counts == {"deleted": 3, "batches": 2}
+
+
+OLD_TASK_NAMES = {
+    "tasks_app.reconcile": "tasks_reconcile",
+    "tasks_app.prune_dead_letters": "dead_letters_prune",
+}
+
+
+@pytest.mark.parametrize(("old_name", "job"), OLD_TASK_NAMES.items())
+def test_a_message_under_a_tasks_old_name_still_runs_its_job(old_name, job):
+    # What a worker does with a message sent by a beat that still has the old rows:
+    # look the name up in its registry and run what it finds.
+    result = current_app.tasks[old_name].apply().get()
+
+    assert result["outcome"] == "done"
+    assert MaintenanceRun.objects.get().job == job
+
+
+def test_a_fresh_worker_process_registers_the_old_names_too():
+    # A worker imports the tasks modules itself (autodiscovery): not this test's imports.
+    registered = subprocess.run(
+        [sys.executable, "-c", REGISTERED_TASKS],
+        cwd=django_settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+
+    assert {*OLD_TASK_NAMES, "operations.reconcile_tasks", "operations.prune_dead_letters"} <= {
+        *registered
+    }
+
+
+REGISTERED_TASKS = """
+import django
+django.setup()
+from config.celery import app
+app.loader.import_default_modules()
+print(*sorted(app.tasks))
+"""
 
 
 # --- Admin ---------------------------------------------------------------------------------

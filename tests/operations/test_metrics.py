@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from celery import current_app
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -17,9 +18,12 @@ SLEEP, COUNT = "diagnostics.sleep", "diagnostics.count"
 
 
 @pytest.fixture(autouse=True)
-def broker_down(monkeypatch):
-    """No broker in these tests, unless a test says otherwise: queue depths are unknown."""
-    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: False)
+def broker_down():
+    """No broker in these tests (nothing listens on port 1), unless a test says otherwise:
+    queue depths are unknown."""
+    current_app.conf.broker_read_url = "redis://127.0.0.1:1/0"
+    yield
+    current_app.conf.broker_read_url = None
 
 
 def make_task(owner, task_type, status, *, ago, ran=None, attempts=1):
@@ -191,13 +195,13 @@ def test_anonymous_is_401():
     assert APIClient().get(METRICS).status_code == 401
 
 
-def test_staff_see_queue_depths_from_the_broker(staff_user, monkeypatch):
-    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: True)
-    monkeypatch.setattr(metrics, "broker_queue_size", {"default": 4, "long": None}.get)
+def test_staff_see_queue_depths_from_the_broker(staff_user, settings, queue_with_messages):
+    current_app.conf.broker_read_url = None  # the configured broker, up
+    settings.TASKS_QUEUES = [queue_with_messages(4), queue_with_messages(0)]
 
     body = client_for(staff_user).get(METRICS).json()
 
-    assert body["queue_depths"] == {"default": 4, "long": None}
+    assert body["queue_depths"] == dict(zip(settings.TASKS_QUEUES, [4, 0], strict=True))
 
 
 def test_query_count_does_not_grow_with_the_records(api, user, mix):

@@ -15,7 +15,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from operations import health, metrics
+from operations import broker_census
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory
 
@@ -31,12 +31,11 @@ PROMETHEUS_ACCEPT = (
 
 
 @pytest.fixture(autouse=True)
-def broker_down(settings, monkeypatch):
+def broker_down(settings):
     """No broker in these tests (nothing listens on port 1), unless a test says otherwise;
     every scrape takes its own census of the workers."""
     settings.TASKS_QUEUES = ["default", "long"]
     settings.OPS_WORKER_CENSUS_SECONDS = 0
-    monkeypatch.setattr(metrics, "broker_is_reachable", lambda: False)
     current_app.conf.broker_read_url = "redis://127.0.0.1:1/0"
     yield
     current_app.conf.broker_read_url = None
@@ -146,19 +145,21 @@ def test_duration_histogram_counts_succeeded_tasks_into_buckets(staff):
     assert value(families, family, f"{family}_sum", task_type=SLEEP) == pytest.approx(47.3)
 
 
-def test_queue_depths_and_workers_come_from_the_broker(staff, workers, monkeypatch):
-    monkeypatch.setattr(health, "broker_queue_size", {"default": 4, "long": None}.get)
-    workers({"a@h": ["default"], "b@h": ["default", "long"], "other@h": ["elsewhere"]})
+def test_queue_depths_and_workers_come_from_the_broker(
+    staff, workers, settings, queue_with_messages
+):
+    busy, idle = queue_with_messages(4), queue_with_messages(0)
+    settings.TASKS_QUEUES = [busy, idle]
+    workers({"a@h": [busy], "b@h": [busy, idle], "other@h": ["elsewhere"]})
 
     families = scrape(staff)
 
     depths = {s.labels["queue"]: s.value for s in families["jobservice_queue_depth"].samples}
-    assert depths == {"default": 4}  # "long" unknown: left out, not reported as empty
+    assert depths == {busy: 4, idle: 0}
     assert value(families, "jobservice_workers", "jobservice_workers") == 2
 
 
-def test_no_worker_answering_is_zero_workers(staff, workers, monkeypatch):
-    monkeypatch.setattr(health, "broker_queue_size", lambda queue: 0)
+def test_no_worker_answering_is_zero_workers(staff, workers):
     workers(None)
 
     assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 0
@@ -178,7 +179,7 @@ def test_without_a_broker_queue_and_worker_samples_are_left_out(staff, monkeypat
 
 def test_scrapes_within_the_census_interval_share_one_census(staff, workers, settings):
     settings.OPS_WORKER_CENSUS_SECONDS = 60
-    key = health.broker_census_cache_key(queues=settings.TASKS_QUEUES)
+    key = broker_census.broker_census_cache_key(queues=settings.TASKS_QUEUES)
     cache.delete_many([key, key + ":taken"])
     workers({"a@h": ["default", "long"]})
     assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 1

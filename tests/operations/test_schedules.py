@@ -9,6 +9,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from config.celery import app as celery_app
+from operations.models import MaintenanceLock, MaintenanceRun
 from operations.schedules import schedules_defined, schedules_install
 
 pytestmark = pytest.mark.django_db
@@ -39,18 +40,23 @@ def test_migrate_installed_every_schedule_with_its_timing_and_expiry():
     assert set(PeriodicTask.objects.values_list("name", flat=True)) >= NAMES
     reconcile = schedule_of("tasks-reconcile")
     assert (reconcile.task, reconcile.interval.every, reconcile.interval.period) == (
-        "tasks_app.reconcile",
+        "operations.reconcile_tasks",
         1,
         "minutes",
     )
     assert reconcile.expire_seconds == 60 and reconcile.expires is None
-    assert "stuck_tasks" in reconcile.description
+    assert "(job tasks_reconcile)" in reconcile.description
     assert str(schedule_of("operations-cleanup-results").interval) == "every hour"
     retention = schedule_of("operations-prune-task-records")
     assert (retention.crontab.minute, retention.crontab.hour) == ("30", "3")
     assert str(retention.crontab.timezone) == "UTC"
     assert schedule_of("operations-health-snapshot").task == "operations.record_health_snapshot"
-    assert schedule_of("tasks-prune-dead-letters").crontab.hour == "3"
+    prune = schedule_of("tasks-prune-dead-letters")
+    assert (prune.task, prune.crontab.hour, prune.expire_seconds) == (
+        "operations.prune_dead_letters",
+        "3",
+        12 * 3600,
+    )
     assert not schedule_of("celery.backend_cleanup").enabled
 
 
@@ -128,7 +134,8 @@ def test_command_prints_what_it_created_and_each_schedule(no_schedules):
 
     text = out.getvalue()
     assert f"{len(NAMES)} created, 0 reset, 0 kept" in text
-    assert "tasks-reconcile" in text and "every minute" in text and "tasks_app.reconcile" in text
+    assert "tasks-reconcile" in text and "every minute" in text
+    assert "operations.reconcile_tasks" in text
     assert "celery.backend_cleanup" in text and "(disabled)" in text
 
 
@@ -184,3 +191,90 @@ def test_beat_default_entry_does_not_switch_the_disabled_backend_cleanup_on():
 @pytest.mark.parametrize("schedule", schedules_defined(), ids=lambda schedule: schedule.name)
 def test_every_scheduled_task_is_a_registered_celery_task(schedule):
     assert schedule.task in celery_app.tasks
+
+
+# --- Migration 0003: reconciliation and dead-letter pruning under their new names ----------
+
+OLD_RECONCILE_DESCRIPTION = (
+    "Stuck tasks: gives the tasks of dead workers back to the queue and sends again the "
+    "messages the broker lost (job stuck_tasks)."
+)
+
+
+def run_migration_0003(direction: str) -> None:
+    """Run 0003's data step, forward or backward, with its historical models, as migrate does."""
+    executor = MigrationExecutor(connection)
+    state = executor.loader.project_state(("operations", "0003_reconcile_tasks_names"))
+    migration = executor.loader.get_migration("operations", "0003_reconcile_tasks_names")
+    step = migration.operations[0]
+    (step.code if direction == "forward" else step.reverse_code)(state.apps, None)
+
+
+@pytest.fixture
+def rows_before_0003():
+    """The rows as a deployment of the previous release has them: the old task and job
+    names, an admin's interval on the reconciliation, an admin's own extra row."""
+    PeriodicTask.objects.filter(name="tasks-reconcile").update(
+        task="tasks_app.reconcile",
+        description=OLD_RECONCILE_DESCRIPTION,
+        interval=IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES),
+    )
+    PeriodicTask.objects.filter(name="tasks-prune-dead-letters").update(
+        task="tasks_app.prune_dead_letters", description="Edited by an admin."
+    )
+    PeriodicTask.objects.create(
+        name="extra reconcile",
+        task="tasks_app.reconcile",
+        interval=IntervalSchedule.objects.create(every=10, period=IntervalSchedule.SECONDS),
+    )
+    MaintenanceRun.objects.create(job="stuck_tasks", outcome="done", counts={"requeued": 2})
+    MaintenanceRun.objects.create(job="results_cleanup", outcome="done")
+    MaintenanceLock.objects.create(job="stuck_tasks")
+
+
+def test_migration_0003_renames_the_tasks_in_every_row_and_the_job_in_its_records(
+    rows_before_0003,
+):
+    changed_before = PeriodicTasks.last_change()
+
+    run_migration_0003("forward")
+
+    by_name = dict(PeriodicTask.objects.values_list("name", "task"))
+    assert by_name["tasks-reconcile"] == by_name["extra reconcile"] == "operations.reconcile_tasks"
+    assert by_name["tasks-prune-dead-letters"] == "operations.prune_dead_letters"
+    assert set(by_name.values()) <= set(celery_app.tasks)  # beat sends only registered names
+    reconcile = schedule_of("tasks-reconcile")
+    assert str(reconcile.interval) == "every 5 minutes"  # the admin's edit stays
+    assert "(job tasks_reconcile)" in reconcile.description  # the installed text is renewed
+    assert schedule_of("tasks-prune-dead-letters").description == "Edited by an admin."
+    assert PeriodicTasks.last_change() > changed_before  # a running beat reloads
+    assert sorted(MaintenanceRun.objects.values_list("job", "counts")) == [
+        ("results_cleanup", {}),
+        ("tasks_reconcile", {"requeued": 2}),
+    ]
+    assert not MaintenanceLock.objects.exists()
+
+
+def test_migration_0003_backward_restores_the_old_names(rows_before_0003):
+    run_migration_0003("forward")
+    MaintenanceLock.objects.create(job="tasks_reconcile")
+
+    run_migration_0003("backward")
+
+    by_name = dict(PeriodicTask.objects.values_list("name", "task"))
+    assert by_name["tasks-reconcile"] == by_name["extra reconcile"] == "tasks_app.reconcile"
+    assert by_name["tasks-prune-dead-letters"] == "tasks_app.prune_dead_letters"
+    assert schedule_of("tasks-reconcile").description == OLD_RECONCILE_DESCRIPTION
+    assert set(MaintenanceRun.objects.values_list("job", flat=True)) == {
+        "stuck_tasks",
+        "results_cleanup",
+    }
+    assert not MaintenanceLock.objects.exists()
+
+
+def test_migrate_on_a_fresh_database_installs_the_new_names_only():
+    # pytest-django ran every migration for the test database: 0002 installed, 0003 found
+    # nothing to rename.
+    tasks = set(PeriodicTask.objects.values_list("task", flat=True))
+    assert {"operations.reconcile_tasks", "operations.prune_dead_letters"} <= tasks
+    assert not tasks & {"tasks_app.reconcile", "tasks_app.prune_dead_letters"}

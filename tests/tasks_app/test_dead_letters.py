@@ -1,7 +1,4 @@
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from tasks_app import dead_letters, services, transitions
 from tasks_app.errors import DeadLetterResolved
@@ -92,17 +89,6 @@ def test_discard_closes_the_entry_without_a_new_task(user, staff_user):
     assert TaskRecord.objects.count() == 1
     with pytest.raises(DeadLetterResolved):
         dead_letters.dead_letter_requeue(dead_letter=dead_letter, by=staff_user)
-
-
-def test_prune_deletes_exactly_the_entries_past_retention(user, settings):
-    settings.TASKS_DEAD_LETTER_RETENTION_DAYS = 30
-    old, recent = (fail_for_good(TaskRecordFactory(owner=user)) for _ in range(2))
-    DeadLetter.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
-    DeadLetter.objects.filter(pk=recent.pk).update(created_at=timezone.now() - timedelta(days=29))
-
-    assert dead_letters.dead_letters_prune() == 1
-
-    assert list(DeadLetter.objects.values_list("pk", flat=True)) == [recent.pk]
 
 
 # --- API ----------------------------------------------------------------------------------

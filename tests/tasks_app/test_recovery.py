@@ -8,6 +8,7 @@ from celery import current_app
 from django.utils import timezone
 
 from tasks_app import recovery
+from tasks_app.broker import broker_queue_size
 from tasks_app.models import DeadLetter, TaskStatus
 from tests.factories import TaskRecordFactory
 
@@ -44,7 +45,7 @@ def test_running_task_without_heartbeat_is_requeued_and_dispatched(settings, pri
     assert counts == {"requeued": 1, "failed": 0}
     assert (lost.status, lost.worker) == ("queued", "")
     assert lost.dispatched_at is not None
-    assert recovery.broker_queue_size(private_queue) == 1
+    assert broker_queue_size(private_queue) == 1
     assert alive.status == "running"
 
 
@@ -71,7 +72,7 @@ def test_queued_task_never_sent_is_dispatched(private_queue):
     fresh.refresh_from_db()
     assert counts["never_sent"] == 1
     assert record.dispatched_at is not None and fresh.dispatched_at is None
-    assert recovery.broker_queue_size(private_queue) == 1
+    assert broker_queue_size(private_queue) == 1
 
 
 def test_queued_task_whose_queue_is_empty_is_sent_again(settings, private_queue):
@@ -81,7 +82,7 @@ def test_queued_task_whose_queue_is_empty_is_sent_again(settings, private_queue)
     counts = recovery.tasks_redispatch_lost()
 
     assert counts["lost"] == 1
-    assert recovery.broker_queue_size(private_queue) == 1
+    assert broker_queue_size(private_queue) == 1
     record.refresh_from_db()
     assert record.dispatched_at > ago(10)
 
@@ -94,7 +95,7 @@ def test_queued_task_behind_waiting_messages_is_left_alone(settings, private_que
     counts = recovery.tasks_redispatch_lost()
 
     assert counts["lost"] == 0
-    assert recovery.broker_queue_size(private_queue) == 1
+    assert broker_queue_size(private_queue) == 1
 
 
 def test_overdue_retry_is_sent_again(settings, private_queue):
@@ -108,4 +109,4 @@ def test_overdue_retry_is_sent_again(settings, private_queue):
     assert counts["overdue_retries"] == 1
     record.refresh_from_db()
     assert record.status == "retrying"
-    assert recovery.broker_queue_size(private_queue) == 1
+    assert broker_queue_size(private_queue) == 1

@@ -74,7 +74,7 @@ def test_reconciliation_killed_with_its_worker_does_not_stop_reconciliation(api,
 
 def kill_a_reconcile_run_holding_its_lock(worker) -> None:
     """SIGKILL the pool child while it runs a reconcile, so that it cannot release the lock."""
-    lock = MaintenanceLock.objects.filter(job="stuck_tasks")
+    lock = MaintenanceLock.objects.filter(job="tasks_reconcile")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         # A run takes some 50 ms; its holder ("host:pid:run") names the child running it.
