@@ -127,7 +127,10 @@ def cancel(task_id: str) -> None:
 
 
 def give_to_another_worker(task_id: str) -> None:
-    """This worker is presumed dead: the task is queued again and another worker claims it."""
+    """This worker is presumed dead: the task is queued again and another worker claims it.
+
+    The requeue is the one tasks_recover_stale makes after the heartbeat timeout.
+    """
     TaskRecord.objects.transition(pk=task_id, to=TaskStatus.QUEUED, worker="")
     services.task_claim(task_id=task_id, worker="worker-b@host")
 
