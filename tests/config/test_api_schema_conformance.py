@@ -21,6 +21,10 @@ from tasks_app.services import api_key_create
 from tests.conftest import client_for
 from tests.factories import UserFactory
 
+# Some 2,000 generated requests a run, the slowest part of the suite: run with the integration
+# tests (CI runs everything), not in the fast `-m "not integration"` part.
+pytestmark = pytest.mark.integration
+
 # Enough to find what the schema and the views disagree on, within about a minute a role.
 EXAMPLES_PER_OPERATION = 20
 

@@ -53,6 +53,7 @@ def check_deploy(tmp_path, **variables: str):
     )
 
 
+@pytest.mark.integration  # a `manage.py` process
 def test_check_deploy_has_no_security_warning_once_https_is_configured(tmp_path):
     result = check_deploy(tmp_path, **HTTPS_VARIABLES)
 
@@ -60,6 +61,7 @@ def test_check_deploy_has_no_security_warning_once_https_is_configured(tmp_path)
     assert "security.W" not in result.stdout + result.stderr
 
 
+@pytest.mark.integration  # a `manage.py` process
 def test_check_deploy_names_each_https_setting_left_off(tmp_path):
     result = check_deploy(tmp_path, **HTTPS_OFF)
 
@@ -68,6 +70,7 @@ def test_check_deploy_names_each_https_setting_left_off(tmp_path):
         assert f"(security.{warning})" in result.stderr
 
 
+@pytest.mark.integration  # a `manage.py` process
 @pytest.mark.parametrize(
     ("variables", "message"),
     [

@@ -169,6 +169,7 @@ print(json.dumps({"status": response.status_code, "type": response["Content-Type
 """
 
 
+@pytest.mark.integration
 def test_ready_is_503_json_when_the_database_is_unreachable():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -462,6 +463,7 @@ def workers_numbers(client) -> dict:
     return next(check for check in body["checks"] if check["check"] == "workers")["numbers"]
 
 
+@pytest.mark.integration
 def test_the_census_is_taken_once_per_interval_and_shared_through_the_cache(
     staff_api, workers, census
 ):

@@ -19,7 +19,7 @@ from tests.documents import samples
 from tests.documents.hostile.corpus import CORPUS, Hostile
 from tests.integration.web_server import LocalWebServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 DOCUMENTS = "/api/v1/documents/"
 MIB = 2**20

@@ -12,6 +12,8 @@ from documents.processing import DocumentError, DocumentKind, PagePiece
 from documents.processing.isolation import ChildExtraction, ExtractionLimits
 from tests.documents import samples
 
+pytestmark = pytest.mark.integration
+
 LIMITS = ExtractionLimits(
     memory_bytes=512 * 2**20, seconds=60, max_docx_uncompressed_bytes=200 * 2**20
 )
