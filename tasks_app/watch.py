@@ -7,7 +7,9 @@ cancelled *in this very attempt*, or when the task type's soft time limit has pa
 It stops the body by signalling its own process (``INTERRUPT_SIGNAL``, aimed at the main
 thread, so it also breaks a blocking call such as ``time.sleep`` or a socket read). The
 handler runs in the main thread and raises only while that thread still runs the attempt the
-watch asked about; a signal that arrives after the body ended is ignored. Nothing ever
+watch asked about; a signal that arrives after the body ended is ignored. It never raises in
+the middle of a database or broker call (that would leave the connection mid-command): the
+watch signals again until the call has returned. Nothing ever
 signals another process to stop a task: a pid named from outside may already run the next
 task when the signal lands (Celery's ``revoke(terminate=True)`` did that, and wedged pool
 processes or failed innocent tasks).
@@ -19,6 +21,7 @@ watch only heartbeats; cancels are then seen at the body's own checks.
 
 import logging
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -33,20 +36,67 @@ from tasks_app.errors import TaskCancelled
 logger = logging.getLogger(__name__)
 
 INTERRUPT_SIGNAL = signal.SIGUSR2
+# How soon the watch signals again when the main thread was inside a database or broker call.
+INTERRUPT_RETRY_SECONDS = 0.05
 
 # (task id, attempt) of the body the main thread runs now, and what the watch asked to raise
 # in it. Written by the main thread (arm/disarm) and by the watch thread (request); read by
 # the signal handler, which runs in the main thread.
 _armed: tuple[str, int] | None = None
+# The frame that runs the ``with watched(...)`` statement of the armed attempt.
+_armed_caller = None
 _requested: dict[tuple[str, int], BaseException] = {}
 
 
+# Code an interruption must not land in: an exception raised in the middle of a database or
+# broker call leaves its connection mid-command ("another command is already in progress"),
+# and the worker's own writes after the body (the result row) then fail on it. The watch
+# signals again shortly, until the main thread is outside such code.
+_NOT_INTERRUPTIBLE_MODULES = (
+    "psycopg",
+    "sqlite3",
+    "django.db",
+    "django_celery_results",
+    "celery.backends",
+    "kombu",
+    "redis",
+    "amqp",
+)
+
+
+def _inside_a_client_call(frame) -> bool:
+    """Whether the interrupted frame is inside such code, looking no further out than the
+    ``with watched(...)`` statement: beyond it are Celery's trace and, in the solo pool,
+    kombu's event loop, which always run around the body."""
+    while frame is not None and frame is not _armed_caller:
+        if frame.f_globals.get("__name__", "").startswith(_NOT_INTERRUPTIBLE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_interrupt_signal(signum, frame) -> None:
-    global _armed
-    armed = _armed
-    error = _requested.pop(armed, None) if armed is not None else None
-    if error is None:
+    if _armed is None or _armed not in _requested:
         return  # late, or meant for an attempt this thread no longer runs
+    if _inside_a_client_call(frame):
+        # Left requested: raised as the query returns (_interrupt_after_query), or at the
+        # watch's next signal.
+        return
+    _raise_requested()
+
+
+def _interrupt_after_query(execute, sql, params, many, context):
+    """Django's execute wrapper around the body's queries: a request that came during the
+    query is raised as soon as it has returned, when the connection is between commands."""
+    result = execute(sql, params, many, context)
+    if _armed is not None and _armed in _requested:
+        _raise_requested()
+    return result
+
+
+def _raise_requested() -> None:
+    global _armed
+    error = _requested.pop(_armed)
     _armed = None  # one interruption per attempt
     raise error
 
@@ -69,11 +119,13 @@ def watched(*, task_id: str, attempt: int, soft_time_limit: int | None):
     Either exception may also surface just after the block's last line, while the watch is
     being put away: callers handle both around the whole ``with``.
     """
-    global _armed
+    global _armed, _armed_caller
     token = (task_id, attempt)
     interruptible = _can_interrupt()
     if interruptible:
         _requested.pop(token, None)
+        # This generator's frame, then contextlib's __enter__, then the with statement's.
+        _armed_caller = sys._getframe(2)
         _armed = token
     watch = _Watch(
         token=token,
@@ -85,10 +137,15 @@ def watched(*, task_id: str, attempt: int, soft_time_limit: int | None):
     )
     watch.start()
     try:
-        yield
+        if interruptible:
+            with connection.execute_wrapper(_interrupt_after_query):
+                yield
+        else:
+            yield
     finally:
         if _armed == token:
             _armed = None
+        _armed_caller = None
         _requested.pop(token, None)
         watch.stop()
 
@@ -150,9 +207,10 @@ class _Watch(threading.Thread):
             connection.close()  # this thread's own database connection
 
     def _interrupt(self, error: BaseException) -> None:
-        if self._stopped.is_set():
-            return
         _requested[self.token] = error
-        signal.pthread_kill(self._main_thread_id, INTERRUPT_SIGNAL)
-        if self._stopped.is_set():  # the body ended meanwhile: leave nothing behind
-            _requested.pop(self.token, None)
+        # Until the handler takes the request: it leaves it while the main thread is inside a
+        # database or broker call, and the body may end meanwhile (stop() ends the wait).
+        while not self._stopped.is_set() and self.token in _requested:
+            signal.pthread_kill(self._main_thread_id, INTERRUPT_SIGNAL)
+            self._stopped.wait(INTERRUPT_RETRY_SECONDS)
+        _requested.pop(self.token, None)  # the body ended first: leave nothing behind
