@@ -22,11 +22,12 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 from rest_framework import serializers
 
-from tasks_app import services
+from tasks_app import services, transitions
 from tasks_app.errors import PermanentTaskError, TransientTaskError
 from tasks_app.execution import TaskContext
 from tasks_app.models import DeadLetter, DiagnosticCounter, TaskRecord, TaskStatus
-from tasks_app.registry import RetryPolicy, get_task_type, register_task_type
+from tasks_app.registry import register_task_type
+from tasks_app.task_types import RetryPolicy, get_task_type
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +133,7 @@ def give_to_another_worker(task_id: str) -> None:
     The requeue is the one tasks_recover_stale makes after the heartbeat timeout.
     """
     TaskRecord.objects.transition(pk=task_id, to=TaskStatus.QUEUED, worker="")
-    services.task_claim(task_id=task_id, worker="worker-b@host")
+    transitions.task_claim(task_id=task_id, worker="worker-b@host")
 
 
 def celery_row(task_id) -> TaskResult | None:

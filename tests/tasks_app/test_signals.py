@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tasks_app.errors import PermanentTaskError
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
-from tasks_app.registry import get_task_type
+from tasks_app.task_types import get_task_type
 from tests.factories import TaskRecordFactory
 
 TASK_TYPE = "diagnostics.sleep"  # any registered type; its hard limit is in the message
