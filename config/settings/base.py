@@ -98,8 +98,8 @@ MEDIA_ROOT = VAR_DIR / "media"
 # CELERY_BROKER_URL's, and webhook URLs (config/error_reports.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsExceptionReporterFilter"
 
-# Off by default, for plain-HTTP local development; behind a TLS proxy turn them on (README,
-# "Behind a TLS proxy"). https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
+# Off by default, for plain-HTTP local development; behind a TLS proxy turn them on
+# (docs/deployment.md, "Behind a TLS proxy"). https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
 
 # The proxy's header that says the client used HTTPS, as Django's request.META name and
 # value: "HTTP_X_FORWARDED_PROTO,https". Trust it only if the proxy always sets it (removing

@@ -45,7 +45,7 @@ def live_schema(app, *, scheme: str, credential: str):
     config = SchemathesisConfig.from_dict(
         {
             "auth": {"openapi": {scheme: {"api_key": credential}}},
-            # The API refuses U+0000 in every string (README, "Hostile input"); the schema
+            # The API refuses U+0000 in every string (docs/security-and-limits.md); the schema
             # does not repeat that on each string parameter and field.
             "generation": {"allow-x00": False},
         }
