@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from documents.processing import DocumentKind
+from tasks_app.models import TransitionQuerySet
 
 
 class DocumentStatus(models.TextChoices):
@@ -34,7 +35,7 @@ class DocumentStatus(models.TextChoices):
 # processing and completed (documents.pipeline), the task's own end moves it to failed or
 # cancelled (documents.services.document_follow_task), and the owner reprocesses it.
 # Every write of ``status`` is a conditional update built from this table
-# (DocumentQuerySet.transition).
+# (Document.objects.transition).
 TRANSITIONS: dict[str, frozenset[str]] = {
     DocumentStatus.QUEUED: frozenset(
         {DocumentStatus.PROCESSING, DocumentStatus.FAILED, DocumentStatus.CANCELLED}
@@ -54,23 +55,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def statuses_leading_to(target: str) -> list[str]:
-    return [source for source, targets in TRANSITIONS.items() if target in targets]
+class DocumentQuerySet(TransitionQuerySet):
+    """``transition()`` moves a document along ``TRANSITIONS``; ``only_if`` such as
+    ``Q(task_id=...)`` keeps a task the document was reprocessed away from out."""
 
-
-class DocumentQuerySet(models.QuerySet):
-    def transition(self, *, pk, to: str, only_if: models.Q | None = None, **fields) -> bool:
-        """Move one document to ``to`` if the state machine allows it from where it is now.
-
-        A single conditional UPDATE, so two racing writers cannot both win: False means
-        the document was not in a status that leads to ``to`` (somebody else moved it, or
-        it is gone), or did not match ``only_if`` (e.g. ``Q(task_id=...)``, so that a task
-        the document was reprocessed away from cannot move it any more).
-        """
-        documents = self.filter(pk=pk, status__in=statuses_leading_to(to))
-        if only_if is not None:
-            documents = documents.filter(only_if)
-        return bool(documents.update(status=to, **fields))
+    transitions = TRANSITIONS
 
 
 def source_file_key(document: "Document", filename: str) -> str:

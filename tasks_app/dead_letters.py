@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
@@ -28,8 +29,11 @@ def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
     task_type = get_task_type(dead_letter.task_type)
     if not task_type.public:
         raise DeadLetterNotRequeueable(task_type=task_type.name)
-    resolved = DeadLetter.objects.resolve(
-        pk=dead_letter.pk, to=DeadLetter.Resolution.REQUEUED, resolved_by=by
+    resolved = DeadLetter.objects.transition(
+        pk=dead_letter.pk,
+        to=DeadLetter.Resolution.REQUEUED,
+        resolved_at=timezone.now(),
+        resolved_by=by,
     )
     if not resolved:
         dead_letter.refresh_from_db()
@@ -52,8 +56,11 @@ def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
 
 def dead_letter_discard(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> DeadLetter:
     """Close the entry without running the task again. Raises ``DeadLetterResolved``."""
-    discarded = DeadLetter.objects.resolve(
-        pk=dead_letter.pk, to=DeadLetter.Resolution.DISCARDED, resolved_by=by
+    discarded = DeadLetter.objects.transition(
+        pk=dead_letter.pk,
+        to=DeadLetter.Resolution.DISCARDED,
+        resolved_at=timezone.now(),
+        resolved_by=by,
     )
     dead_letter.refresh_from_db()
     if not discarded:

@@ -5,6 +5,7 @@ from tasks_app.models.dead_letter import DeadLetter
 from tasks_app.models.diagnostic_counter import DiagnosticCounter
 from tasks_app.models.pool_stall import PoolStall
 from tasks_app.models.quota import TaskQuota
+from tasks_app.models.state_machine import TransitionQuerySet
 from tasks_app.models.task_record import (
     ACTIVE_STATUSES,
     DISPATCHED_STATUSES,
@@ -13,7 +14,6 @@ from tasks_app.models.task_record import (
     TaskRecord,
     TaskRecordQuerySet,
     TaskStatus,
-    statuses_leading_to,
 )
 
 __all__ = [
@@ -29,6 +29,6 @@ __all__ = [
     "TaskRecord",
     "TaskRecordQuerySet",
     "TaskStatus",
+    "TransitionQuerySet",
     "UserToken",
-    "statuses_leading_to",
 ]

@@ -5,6 +5,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from tasks_app.models.state_machine import TransitionQuerySet
 from tasks_app.models.task_record import TaskRecord, TaskStatus
 
 
@@ -25,20 +26,9 @@ RESOLUTION_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class DeadLetterQuerySet(models.QuerySet):
-    def resolve(self, *, pk, to: str, **fields) -> bool:
-        """Move one dead letter to resolution ``to`` if the table allows it from where it is.
-
-        One conditional UPDATE: of two staff resolving at once, one wins and the other
-        gets False.
-        """
-        sources = [source for source, targets in RESOLUTION_TRANSITIONS.items() if to in targets]
-        if not sources:
-            raise ValueError(f"No resolution leads to {to!r}.")
-        moved = self.filter(pk=pk, resolution__in=sources).update(
-            resolution=to, resolved_at=timezone.now(), **fields
-        )
-        return bool(moved)
+class DeadLetterQuerySet(TransitionQuerySet):
+    transitions = RESOLUTION_TRANSITIONS
+    status_field = "resolution"
 
 
 class DeadLetter(models.Model):

@@ -8,6 +8,8 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
+from tasks_app.models.state_machine import TransitionQuerySet
+
 
 class TaskStatus(models.TextChoices):
     """Where a task record is in its life. The allowed moves are in ``TRANSITIONS``.
@@ -36,7 +38,7 @@ class TaskStatus(models.TextChoices):
 
 
 # The one state machine: from each status, where a record may go next. Every write of
-# ``status`` is a conditional update built from this table (TaskRecordQuerySet.transition).
+# ``status`` is a conditional update built from this table (TaskRecord.objects.transition).
 TRANSITIONS: dict[str, frozenset[str]] = {
     # Admitted to a slot of its owner's (queued); or cancelled, or failed, before that.
     TaskStatus.WAITING: frozenset({TaskStatus.QUEUED, TaskStatus.CANCELLED, TaskStatus.FAILED}),
@@ -64,11 +66,9 @@ ACTIVE_STATUSES = frozenset(TaskStatus.values) - FINAL_STATUSES
 DISPATCHED_STATUSES = ACTIVE_STATUSES - {TaskStatus.WAITING}
 
 
-def statuses_leading_to(target: str) -> list[str]:
-    return [source for source, targets in TRANSITIONS.items() if target in targets]
+class TaskRecordQuerySet(TransitionQuerySet):
+    transitions = TRANSITIONS
 
-
-class TaskRecordQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=ACTIVE_STATUSES)
 
@@ -77,19 +77,6 @@ class TaskRecordQuerySet(models.QuerySet):
 
     def running(self):
         return self.filter(status=TaskStatus.RUNNING)
-
-    def transition(self, *, pk, to: str, only_if: models.Q | None = None, **fields) -> bool:
-        """Move one record to ``to`` if the state machine allows it from where it is now.
-
-        A single conditional UPDATE, so two racing writers cannot both win: False means
-        the record was not in a status that leads to ``to`` (somebody else moved it), or
-        did not match ``only_if`` (e.g. a worker's attempt number, so that a worker that
-        was presumed dead cannot finish an attempt that was given to another).
-        """
-        records = self.filter(pk=pk, status__in=statuses_leading_to(to))
-        if only_if is not None:
-            records = records.filter(only_if)
-        return bool(records.update(status=to, **fields))
 
 
 class TaskRecord(models.Model):
