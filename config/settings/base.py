@@ -137,6 +137,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not :memory:, so a real worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+# Each process keeps its connection between requests and tasks, checked before it is reused,
+# instead of opening one per request: a PostgreSQL connect cost more than a submit's own
+# queries (55 vs 100+ submits/s, issue 10). Each web worker, pool process and beat holds one.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # --- REST framework ---------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Submit throughput over HTTP, as shipped, next to two baselines measured in the same run.
+
+Starts the web process the way the Procfile does (gunicorn, 2 sync workers) with the
+service's own settings, plus two baseline endpoints (bench/baseline_urls.py), and drives
+each with the same concurrent clients for the same time:
+
+    noop     an authenticated DRF POST that writes nothing
+    insert   the same, inserting one TaskRecord
+    submit   POST /api/v1/tasks/ (validate, insert, commit, publish to the broker)
+
+It prints requests/s, p50 and p99 of each, and submit's ratios to insert (issue 10's goal:
+at least 0.8x the throughput, at most 1.25x the p99). Machines are noisy: compare ratios.
+
+Runs against the configured database and broker (the embedded default unless
+DATABASE_URL / CELERY_BROKER_URL say otherwise; with them, in a scratch user whose records
+are deleted and whose messages are purged afterwards). No worker is needed. Every submit
+is published: the bench user's running and active limits are lifted (its own TaskQuota),
+so that fair use, which is per user, neither holds submits back as waiting (a cheaper
+path) nor refuses them, as it would for one user sending thousands a second.
+
+    .venv/bin/python bench/http_submit.py [--seconds 10] [--connections 16]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_VAR_DIR", tempfile.mkdtemp(prefix="bench-"))
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
+# Production defaults (DEBUG off); only the submit rate limit is lifted, to measure the
+# path rather than the limiter.
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("API_SUBMIT_RATE", "100000000/min")
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+ENDPOINTS = {
+    "noop": ("/bench/noop/", {}),
+    "insert": ("/bench/insert/", {}),
+    "submit": ("/api/v1/tasks/", {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_web(port: int) -> subprocess.Popen:
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    # As in the Procfile, with the access log written (and thrown away) as it would be.
+    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    command += ["--access-logfile", "-", "--no-control-socket"]
+    web = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return web
+        except OSError:
+            time.sleep(0.2)
+    web.kill()
+    raise SystemExit("gunicorn did not start within 30 s")
+
+
+def drive(port: int, path: str, body: dict, *, token: str, seconds: float, connections: int):
+    """Each client sends requests one after another until the time is up: (count, latencies)."""
+    payload = json.dumps(body)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors: list[str] = []
+    stop_at = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            connection.request("POST", path, body=payload, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+            mine.append(time.perf_counter() - started)
+            if response.status != 202:
+                errors.append(f"{response.status} {answer[:200]!r}")
+                break
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise SystemExit(f"{path} answered {errors[0]}")
+    return len(latencies) / (time.monotonic() - started), sorted(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from config.celery import app
+    from tasks_app.models import TaskQuota, TaskRecord
+    from tasks_app.tokens import user_token_issue
+
+    call_command("migrate", verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(username="bench-http-submit")
+    TaskQuota.objects.update_or_create(
+        user=user, defaults={"max_running": 10**9, "max_active": 10**9}
+    )
+    _, token = user_token_issue(user=user)
+    django.db.connections.close_all()
+
+    port = free_port()
+    web = start_web(port)
+    results = {}
+    try:
+        for name, (path, body) in ENDPOINTS.items():
+            drive(port, path, body, token=token, seconds=2, connections=args.connections)
+            results[name] = drive(
+                port, path, body, token=token, seconds=args.seconds, connections=args.connections
+            )
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+        TaskRecord.objects.filter(owner=user).delete()
+        user.delete()
+        with app.connection_for_write() as connection:
+            for queue in ("default", "long"):
+                connection.default_channel.queue_purge(queue)
+
+    print(f"database: {django.db.connection.vendor}, broker: {app.conf.broker_url.split(':')[0]}")
+    print(f"gunicorn 2 workers, {args.connections} connections, {args.seconds:g} s each")
+    print(f"{'endpoint':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    figures = {}
+    for name, (rate, latencies) in results.items():
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
+        figures[name] = (rate, p99)
+        print(f"{name:<8} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f}")
+    print(
+        f"submit / insert: {figures['submit'][0] / figures['insert'][0]:.2f}x throughput "
+        f"(goal >= 0.8), {figures['submit'][1] / figures['insert'][1]:.2f}x p99 (goal <= 1.25)"
+    )
+
+
+if __name__ == "__main__":
+    main()
