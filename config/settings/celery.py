@@ -44,7 +44,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_TRACK_STARTED = True
+# No STARTED result row: the task record already says running (its claim), and the row
+# cost a transaction per task in the worker. Flower still sees starts, through events.
+CELERY_TASK_TRACK_STARTED = False
 # A message is acknowledged after the task ran, and given back if its worker dies,
 # so a crash never loses it; the record's claim makes the second delivery harmless.
 CELERY_TASK_ACKS_LATE = True

@@ -1,0 +1,121 @@
+"""How fast a fresh worker drains a backlog, next to plain Celery measured in the same run.
+
+Queues ``--count`` tasks, then starts one worker with two pool processes (as shipped: the
+Procfile's command) and times from its first finished task to its last:
+
+    tracked  diagnostics.sleep(0) through the service: record, claim, watch, result row
+    plain    a no-op task of plain Celery + django-celery-results with the same delivery
+             settings (bench/plain_celery.py), its messages queued the same way
+
+Issue 10's goal: tracked at least 2x plain. Machines are noisy: compare the ratio.
+
+Runs against the configured database and broker (the embedded default unless
+DATABASE_URL / CELERY_BROKER_URL say otherwise), with a scratch user whose records, result
+rows and queued messages are removed afterwards. The user's own TaskQuota lifts its limits,
+so that fair use (per user) does not hold one user's backlog back.
+
+    .venv/bin/python bench/drain.py [--count 1000]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_VAR_DIR", tempfile.mkdtemp(prefix="bench-"))
+os.environ.setdefault("DJANGO_DEBUG", "true")
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+
+PLAIN_QUEUE = "bench-plain"
+
+
+def drain(app_module: str, queue: str, done_count, *, count: int) -> float:
+    """Start a worker on ``queue`` and return tasks/s from its first to its last finish."""
+    celery = Path(sys.executable).parent / "celery"
+    command = [str(celery), "-A", app_module, "worker", "-Q", queue, "-c", "2", "-l", "INFO"]
+    worker = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        first_at = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = done_count()
+            now = time.monotonic()
+            if done and first_at is None:
+                first_at, first_done = now, done
+            if done >= count:
+                return (done - first_done) / max(now - first_at, 1e-9)
+            time.sleep(0.05)
+        raise SystemExit(f"{app_module}: {done_count()} of {count} done after 600 s")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from celery import states
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django_celery_results.models import TaskResult
+
+    from bench.plain_celery import plain_noop
+    from config.celery import app
+    from tasks_app.models import TaskQuota, TaskRecord, TaskStatus
+    from tasks_app.services import task_submit
+    from tasks_app.task_types import get_task_type
+
+    call_command("migrate", verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(username="bench-drain")
+    TaskQuota.objects.update_or_create(
+        user=user, defaults={"max_running": 10**9, "max_active": 10**9}
+    )
+    sleep = get_task_type("diagnostics.sleep")
+    try:
+        for _ in range(args.count):
+            task_submit(owner=user, task_type=sleep, input_data={"seconds": 0, "steps": 1})
+        records = TaskRecord.objects.filter(owner=user)
+        tracked = drain(
+            "config",
+            sleep.queue,
+            lambda: records.filter(status=TaskStatus.SUCCEEDED).count(),
+            count=args.count,
+        )
+
+        plain_ids = [plain_noop.apply_async(queue=PLAIN_QUEUE).id for _ in range(args.count)]
+        plain_results = TaskResult.objects.filter(task_id__in=plain_ids, status=states.SUCCESS)
+        plain = drain("bench.plain_celery", PLAIN_QUEUE, plain_results.count, count=args.count)
+    finally:
+        TaskResult.objects.filter(
+            task_id__in=[
+                str(pk) for pk in TaskRecord.objects.filter(owner=user).values_list("pk", flat=True)
+            ]
+        ).delete()
+        TaskRecord.objects.filter(owner=user).delete()
+        user.delete()
+        TaskResult.objects.filter(task_name="bench.plain_noop").delete()
+        with app.connection_for_write() as connection:
+            for queue in (sleep.queue, PLAIN_QUEUE):
+                connection.default_channel.queue_purge(queue)
+
+    print(f"database: {django.db.connection.vendor}, broker: {app.conf.broker_url.split(':')[0]}")
+    print(f"one fresh worker, 2 pool processes, {args.count} tasks each")
+    print(f"tracked (this service): {tracked:7.1f} tasks/s")
+    print(f"plain Celery + results: {plain:7.1f} tasks/s")
+    print(f"tracked / plain: {tracked / plain:.2f}x (goal >= 2)")
+
+
+if __name__ == "__main__":
+    main()
