@@ -21,13 +21,14 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_VAR_DIR", tempfile.mkdtemp(prefix="bench-"))
+from bench.scratch import scratch_var_dir  # noqa: E402  (needs the path above)
+
+scratch_var_dir()
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 
@@ -65,25 +66,19 @@ def main() -> None:
 
     import django
 
-    django.setup()
-    from celery import states
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django_celery_results.models import TaskResult
+    from bench.scratch import scratch_user
 
-    from bench.plain_celery import plain_noop
-    from config.celery import app
-    from tasks_app.models import TaskQuota, TaskRecord, TaskStatus
-    from tasks_app.services import task_submit
-    from tasks_app.task_types import get_task_type
+    with scratch_user("bench-drain", queues=("default", "long", PLAIN_QUEUE)) as user:
+        from celery import states
+        from django_celery_results.models import TaskResult
 
-    call_command("migrate", verbosity=0)
-    user, _ = get_user_model().objects.get_or_create(username="bench-drain")
-    TaskQuota.objects.update_or_create(
-        user=user, defaults={"max_running": 10**9, "max_active": 10**9}
-    )
-    sleep = get_task_type("diagnostics.sleep")
-    try:
+        from bench.plain_celery import plain_noop
+        from config.celery import app
+        from tasks_app.models import TaskRecord, TaskStatus
+        from tasks_app.services import task_submit
+        from tasks_app.task_types import get_task_type
+
+        sleep = get_task_type("diagnostics.sleep")
         for _ in range(args.count):
             task_submit(owner=user, task_type=sleep, input_data={"seconds": 0, "steps": 1})
         records = TaskRecord.objects.filter(owner=user)
@@ -96,19 +91,10 @@ def main() -> None:
 
         plain_ids = [plain_noop.apply_async(queue=PLAIN_QUEUE).id for _ in range(args.count)]
         plain_results = TaskResult.objects.filter(task_id__in=plain_ids, status=states.SUCCESS)
-        plain = drain("bench.plain_celery", PLAIN_QUEUE, plain_results.count, count=args.count)
-    finally:
-        TaskResult.objects.filter(
-            task_id__in=[
-                str(pk) for pk in TaskRecord.objects.filter(owner=user).values_list("pk", flat=True)
-            ]
-        ).delete()
-        TaskRecord.objects.filter(owner=user).delete()
-        user.delete()
-        TaskResult.objects.filter(task_name="bench.plain_noop").delete()
-        with app.connection_for_write() as connection:
-            for queue in (sleep.queue, PLAIN_QUEUE):
-                connection.default_channel.queue_purge(queue)
+        try:
+            plain = drain("bench.plain_celery", PLAIN_QUEUE, plain_results.count, count=args.count)
+        finally:
+            TaskResult.objects.filter(task_id__in=plain_ids).delete()
 
     print(f"database: {django.db.connection.vendor}, broker: {app.conf.broker_url.split(':')[0]}")
     print(f"one fresh worker, 2 pool processes, {args.count} tasks each")

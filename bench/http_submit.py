@@ -30,14 +30,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_VAR_DIR", tempfile.mkdtemp(prefix="bench-"))
+from bench.scratch import scratch_var_dir  # noqa: E402  (needs the path above)
+
+scratch_var_dir()
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
 # Production defaults (DEBUG off); only the submit rate limit is lifted, to measure the
 # path rather than the limiter.
@@ -111,6 +112,23 @@ def drive(port: int, path: str, body: dict, *, token: str, seconds: float, conne
     return len(latencies) / (time.monotonic() - started), sorted(latencies)
 
 
+def measure(*, token: str, seconds: float, connections: int) -> dict:
+    """Each endpoint in turn, after a 2 s warm-up: (requests/s, sorted latencies)."""
+    port = free_port()
+    web = start_web(port)
+    results = {}
+    try:
+        for name, (path, body) in ENDPOINTS.items():
+            drive(port, path, body, token=token, seconds=2, connections=connections)
+            results[name] = drive(
+                port, path, body, token=token, seconds=seconds, connections=connections
+            )
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -119,39 +137,15 @@ def main() -> None:
 
     import django
 
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
+    from bench.scratch import scratch_user
 
-    from config.celery import app
-    from tasks_app.models import TaskQuota, TaskRecord
-    from tasks_app.tokens import user_token_issue
+    with scratch_user("bench-http-submit") as user:
+        from config.celery import app
+        from tasks_app.tokens import user_token_issue
 
-    call_command("migrate", verbosity=0)
-    user, _ = get_user_model().objects.get_or_create(username="bench-http-submit")
-    TaskQuota.objects.update_or_create(
-        user=user, defaults={"max_running": 10**9, "max_active": 10**9}
-    )
-    _, token = user_token_issue(user=user)
-    django.db.connections.close_all()
-
-    port = free_port()
-    web = start_web(port)
-    results = {}
-    try:
-        for name, (path, body) in ENDPOINTS.items():
-            drive(port, path, body, token=token, seconds=2, connections=args.connections)
-            results[name] = drive(
-                port, path, body, token=token, seconds=args.seconds, connections=args.connections
-            )
-    finally:
-        web.terminate()
-        web.wait(timeout=30)
-        TaskRecord.objects.filter(owner=user).delete()
-        user.delete()
-        with app.connection_for_write() as connection:
-            for queue in ("default", "long"):
-                connection.default_channel.queue_purge(queue)
+        _, token = user_token_issue(user=user)
+        django.db.connections.close_all()
+        results = measure(token=token, seconds=args.seconds, connections=args.connections)
 
     print(f"database: {django.db.connection.vendor}, broker: {app.conf.broker_url.split(':')[0]}")
     print(f"gunicorn 2 workers, {args.connections} connections, {args.seconds:g} s each")
