@@ -1,4 +1,5 @@
-"""Write paths of task records that people and apps use: submit, cancel, and credentials.
+"""Write paths that people and apps use: submit and cancel a task, create an API key; and
+the trace the worker's pool watchdog keeps of a wedged process.
 
 The worker's own transitions (claim, progress, finish) are in ``transitions.py``; both
 change a status only through ``TaskRecord.objects.transition``, one conditional UPDATE.

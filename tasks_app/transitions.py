@@ -93,10 +93,7 @@ def task_mark_failed(
         task_id=task_id,
         to=TaskStatus.FAILED,
         only_if=_attempt(attempt),
-        error_type=error_type,
-        error_message=error_message,
-        error_traceback=error_traceback,
-        error_history=_history_with(task_id, error_type, error_message, error_traceback),
+        **_error_fields(task_id, error_type, error_message, error_traceback),
     )
 
 
@@ -123,23 +120,19 @@ def task_mark_retrying(
         pk=task_id,
         to=TaskStatus.RETRYING,
         only_if=_attempt(attempt),
-        error_type=error_type,
-        error_message=error_message,
-        error_traceback=error_traceback,
-        error_history=_history_with(
-            task_id, error_type, error_message, error_traceback, retry_in=countdown
-        ),
+        **_error_fields(task_id, error_type, error_message, error_traceback, retry_in=countdown),
         next_attempt_at=timezone.now() + timedelta(seconds=countdown),
     )
 
 
-def _history_with(
+def _error_fields(
     task_id,
     error_type: str,
     error_message: str,
     error_traceback: str,
     retry_in: float | None = None,
-) -> list:
+) -> dict:
+    """The record's error fields for an attempt that failed, its history entry included."""
     # Only the worker holding the running task writes its history, so read-then-write
     # cannot lose an entry.
     record = TaskRecord.objects.only("attempts", "error_history").get(pk=task_id)
@@ -151,7 +144,12 @@ def _history_with(
         "at": timezone.now(),
         "retry_in": retry_in,
     }
-    return [*record.error_history, entry]
+    return {
+        "error_type": error_type,
+        "error_message": error_message,
+        "error_traceback": error_traceback,
+        "error_history": [*record.error_history, entry],
+    }
 
 
 @transaction.atomic

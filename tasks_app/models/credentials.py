@@ -7,6 +7,12 @@ from django.db import models
 from django.utils import timezone
 
 
+def secret_digest(raw_key: str) -> str:
+    """What is stored of a key or token: its SHA-256. They are long random strings, so a
+    plain digest (no slow hash) cannot be reversed."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
 class ApiKey(models.Model):
     """A key for the ``X-API-Key`` header. Only a SHA-256 digest of the key is stored.
 
@@ -31,9 +37,7 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
-    @staticmethod
-    def digest(raw_key: str) -> str:
-        return hashlib.sha256(raw_key.encode()).hexdigest()
+    digest = staticmethod(secret_digest)
 
 
 class UserToken(models.Model):
@@ -57,6 +61,4 @@ class UserToken(models.Model):
     def __str__(self) -> str:
         return f"Token of {self.user} ({self.created_at:%Y-%m-%d %H:%M})"
 
-    @staticmethod
-    def digest(raw_key: str) -> str:
-        return hashlib.sha256(raw_key.encode()).hexdigest()
+    digest = staticmethod(secret_digest)
