@@ -8,6 +8,7 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from rest_framework import serializers
 
@@ -100,6 +101,48 @@ def diagnostics_block(context: TaskContext, *, seconds: float) -> dict:
     """
     time.sleep(seconds)
     return {"blocked_seconds": seconds}
+
+
+class QueriesInput(serializers.Serializer):
+    seconds = serializers.FloatField(
+        min_value=0, max_value=3600, help_text="How long to keep the database busy."
+    )
+
+
+def _slow_query() -> str:
+    """A query that keeps the database busy for some tens of milliseconds."""
+    if connection.vendor == "postgresql":
+        return "SELECT pg_sleep(0.05)"
+    return (
+        "WITH RECURSIVE counter(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM counter "
+        "WHERE n < 100000) SELECT count(*) FROM counter"
+    )
+
+
+@register_task_type(
+    "diagnostics.queries",
+    input_serializer=QueriesInput,
+    queue="long",
+    soft_time_limit=3700,
+    time_limit=3720,
+    # Started by the tests, not listed for users.
+    public=False,
+)
+def diagnostics_queries(context: TaskContext, *, seconds: float) -> dict:
+    """Run short database queries one after another for `seconds`, reporting no progress.
+
+    Stands for a body that spends its time in the database: a cancel stops it through its
+    watch between two queries, never inside one (which would leave the connection
+    mid-command for the worker's own writes after the body).
+    """
+    deadline = time.monotonic() + seconds
+    queries = 0
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(_slow_query())
+            cursor.fetchall()
+            queries += 1
+    return {"queries": queries}
 
 
 @register_task_type(

@@ -11,6 +11,9 @@ import time
 import pytest
 
 from tasks_app.models import TaskRecord
+from tests.conftest import client_for
+from tests.factories import UserFactory
+from tests.integration.conftest import submit_to_private_queue
 from tests.integration.test_task_lifecycle import TASKS, celery_state, has_status, poll, submit
 
 pytestmark = pytest.mark.integration
@@ -35,6 +38,28 @@ def test_cancel_stops_a_body_that_never_checks_within_seconds(live):
     # Its process is free again at once.
     follow_up = submit(live, "diagnostics.sleep", seconds=0.1, steps=1)
     assert poll(live, follow_up["id"], until=has_status("succeeded"), timeout=10)
+
+
+def test_a_cancel_stops_a_body_between_its_database_queries(celery_worker, transactional_db):
+    """A body that spends its time in queries is stopped between two of them: stopped
+    inside one, its connection was left mid-command and the worker's own writes after the
+    body failed ("another command is already in progress", Celery's row FAILURE)."""
+    owner = UserFactory(username="queries-owner")
+    api = client_for(owner)
+    log_start = len(celery_worker.log())
+    for round_ in range(5):
+        record = submit_to_private_queue(
+            owner=owner, task_type="diagnostics.queries", queue="long", task_input={"seconds": 60}
+        )
+        poll(api, str(record.pk), until=has_status("running"))
+        time.sleep(0.3 + 0.13 * round_)  # lands at a different moment of a query each time
+        assert api.post(f"{TASKS}{record.pk}/cancel/").status_code == 200
+
+        assert celery_state(str(record.pk), timeout=10) == "REVOKED"
+        assert TaskRecord.objects.get(pk=record.pk).status == "cancelled"
+    follow_up = submit(api, "diagnostics.sleep", seconds=0.1, steps=1)
+    assert poll(api, follow_up["id"], until=has_status("succeeded"), timeout=10)
+    assert "already in progress" not in celery_worker.log()[log_start:]
 
 
 def test_cancels_as_tasks_stop_never_reach_the_next_task(live, celery_worker):

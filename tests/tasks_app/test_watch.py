@@ -1,7 +1,8 @@
 """The watch beside a running body stops it on a cancel, never in the middle of a database call.
 
-The body runs here, in the main thread (``celery_task.apply()``, as in test_execution.py),
-so the watch can interrupt it as it does in a pool process. The records are committed
+The body (``diagnostics.queries``) runs here, in the main thread (``celery_task.apply()``, as
+in test_execution.py), so the watch can interrupt it as it does in a pool process; the same
+with a real worker is in tests/integration/test_cancel.py. The records are committed
 (``transaction=True``): the watch thread and the cancelling thread have connections of
 their own and must see them.
 """
@@ -13,50 +14,19 @@ import pytest
 from celery import states
 from django.db import connection, connections
 from django_celery_results.models import TaskResult
-from rest_framework import serializers
 
 from tasks_app import services
-from tasks_app.execution import TaskContext
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.registry import register_task_type
 from tasks_app.task_types import get_task_type
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class QueriesInput(serializers.Serializer):
-    seconds = serializers.FloatField()
-
-
-def _slow_query() -> str:
-    """A query that keeps the database busy for some tens of milliseconds."""
-    if connection.vendor == "postgresql":
-        return "SELECT pg_sleep(0.05)"
-    return (
-        "WITH RECURSIVE counter(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM counter "
-        "WHERE n < 100000) SELECT count(*) FROM counter"
-    )
-
-
-@register_task_type("tests.watch.queries", input_serializer=QueriesInput, public=False)
-def queries_body(context: TaskContext, *, seconds: float) -> dict:
-    """Spends its time inside database calls, reporting no progress: only the watch can stop
-    it early, and nearly every moment it could choose is inside a query."""
-    deadline = time.monotonic() + seconds
-    queries = 0
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(_slow_query())
-            cursor.fetchall()
-            queries += 1
-    return {"queries": queries}
-
-
 @pytest.fixture
 def queries_task(monkeypatch, settings):
     settings.TASKS_CANCEL_CHECK_SECONDS = 0.05
-    celery_task = get_task_type("tests.watch.queries").celery_task
+    celery_task = get_task_type("diagnostics.queries").celery_task
     # A worker stores every outcome in Celery's result row; apply() does only when asked.
     monkeypatch.setattr(celery_task, "store_eager_result", True)
     return celery_task
@@ -81,7 +51,7 @@ def cancel_later(task_id, *, after: float) -> threading.Thread:
 def test_a_cancel_during_database_calls_stops_the_body_between_them(queries_task, round_):
     record = services.task_submit(
         owner=UserFactory(),
-        task_type=get_task_type("tests.watch.queries"),
+        task_type=get_task_type("diagnostics.queries"),
         input_data={"seconds": 10},
     )
     canceller = cancel_later(record.pk, after=0.3 + 0.07 * round_)
