@@ -20,14 +20,13 @@ between a finish and its admission leaves tasks waiting until reconciliation adm
 
 import logging
 from dataclasses import dataclass
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Min, OuterRef, Q, Subquery
 
-from tasks_app.dispatch import task_dispatch
+from tasks_app.dispatch import outbox_notify
 from tasks_app.errors import ActiveTaskLimitReached
 from tasks_app.models import (
     ACTIVE_STATUSES,
@@ -93,7 +92,7 @@ def initial_status(*, owner_id, enforce_active_limit: bool = True) -> str:
 
 
 def tasks_admit_waiting(*, owner_id) -> int:
-    """Admit as many of the owner's waiting tasks as they have free slots; send them on commit."""
+    """Admit as many of the owner's waiting tasks as they have free slots; the relay sends them."""
     waiting = TaskRecord.objects.filter(owner_id=owner_id, status=TaskStatus.WAITING)
     if not waiting.exists():  # the common case: one indexed read per finished task
         return 0
@@ -105,8 +104,8 @@ def tasks_admit_waiting(*, owner_id) -> int:
             for task_id in candidates[: load.free_slots]
             if TaskRecord.objects.transition(pk=task_id, to=TaskStatus.QUEUED)
         ]
-        for task_id in admitted:
-            transaction.on_commit(partial(task_dispatch, task_id=task_id))
+        if admitted:
+            outbox_notify()
     if admitted:
         logger.info("tasks admitted owner=%s count=%s", owner_id, len(admitted))
     return len(admitted)

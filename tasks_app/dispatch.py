@@ -1,11 +1,17 @@
-"""Sending a record's broker message: the one place the web side talks to the broker.
+"""Sending records' broker messages: the one place our code hands tasks to the broker.
 
-Below ``services`` and ``admission``, which both send messages once their transaction commits.
+A submit only commits its record (``queued``, no ``dispatched_at`` yet): the outbox row.
+The relay (``relay.py``, the Procfile's ``relay`` process) publishes such rows in batches,
+woken by PostgreSQL's NOTIFY at commit, or polling on SQLite; reconciliation publishes
+whatever it left behind. Both go through ``tasks_publish_pending``, which locks the rows
+it publishes, so two publishers never send the same commit twice.
 """
 
 import logging
+from datetime import datetime
 
 from celery import current_app
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -13,25 +19,75 @@ from tasks_app.models import TaskRecord, TaskStatus
 
 logger = logging.getLogger(__name__)
 
+# The PostgreSQL channel the relay listens on.
+OUTBOX_CHANNEL = "tasks_outbox"
+
+
+def outbox_notify() -> None:
+    """Wake the relay once the current transaction commits.
+
+    PostgreSQL delivers a NOTIFY at commit, and never for a transaction that rolled back;
+    repeats within one transaction are folded into one. SQLite has none: the relay polls.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+
+
+def tasks_pending_exist() -> bool:
+    """Whether committed queued records wait for their message: one read of a small index."""
+    return TaskRecord.objects.outbox().exists()
+
+
+def tasks_publish_pending(
+    *, limit: int, created_before: datetime | None = None, task_ids: list | None = None
+) -> int:
+    """Publish the messages of up to ``limit`` queued records that have none, oldest first
+    (of ``task_ids`` only, or created before ``created_before``, if given).
+
+    Returns how many were published. The rows are locked until ``dispatched_at`` is written
+    (PostgreSQL skips rows another publisher holds; SQLite's write lock serializes), so a
+    commit is published once. A publisher killed between its publish and its commit leaves
+    the rows unmarked: they are published again, and the claim runs the task once. With the
+    broker unreachable, what was not published waits for the next pass.
+    """
+    with transaction.atomic():
+        pending = (
+            TaskRecord.objects.outbox().order_by("created_at").select_for_update(skip_locked=True)
+        )
+        if created_before is not None:
+            pending = pending.filter(created_at__lt=created_before)
+        if task_ids is not None:
+            pending = pending.filter(pk__in=task_ids)
+        rows = list(pending.values_list("pk", "task_type", "queue", "priority")[:limit])
+        if not rows:
+            return 0
+        published = []
+        try:
+            with current_app.producer_or_acquire() as producer:
+                for task_id, task_type, queue, priority in rows:
+                    _publish(task_id, task_type, queue, priority, producer=producer)
+                    published.append(task_id)
+        except BrokerError:
+            logger.warning(
+                "task publish failed, broker unreachable published=%s waiting=%s",
+                len(published),
+                len(rows) - len(published),
+                exc_info=True,
+            )
+        if published:
+            TaskRecord.objects.filter(pk__in=published).update(dispatched_at=timezone.now())
+    return len(published)
+
 
 def task_dispatch(*, task_id, statuses=(TaskStatus.QUEUED,)) -> bool:
-    """Send the broker message of a waiting record. False when the broker is unreachable.
-
-    The record stays waiting either way: a broker outage delays a task, never loses it
-    (``recovery.tasks_redispatch_lost`` sends it again).
-    """
+    """Send again the message of a record whose message is gone. False if the broker is
+    unreachable; the record stays waiting either way (reconciliation tries again)."""
     record = TaskRecord.objects.filter(pk=task_id, status__in=statuses).first()
     if record is None:
         return False
     try:
-        current_app.send_task(
-            record.task_type,
-            args=[str(record.pk)],
-            task_id=str(record.pk),
-            queue=record.queue,
-            # Brokers serve priority 0 first; our API says 9 is the most urgent.
-            priority=9 - record.priority,
-        )
+        _publish(record.pk, record.task_type, record.queue, record.priority)
     except BrokerError:
         logger.warning(
             "task dispatch failed, broker unreachable id=%s type=%s",
@@ -42,3 +98,15 @@ def task_dispatch(*, task_id, statuses=(TaskStatus.QUEUED,)) -> bool:
         return False
     TaskRecord.objects.filter(pk=record.pk).update(dispatched_at=timezone.now())
     return True
+
+
+def _publish(task_id, task_type: str, queue: str, priority: int, producer=None) -> None:
+    current_app.send_task(
+        task_type,
+        args=[str(task_id)],
+        task_id=str(task_id),
+        queue=queue,
+        # Brokers serve priority 0 first; our API says 9 is the most urgent.
+        priority=9 - priority,
+        producer=producer,
+    )

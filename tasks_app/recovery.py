@@ -2,8 +2,8 @@
 
 - ``tasks_recover_stale``: a running task whose worker stopped heartbeating is given back
   to the queue (or, after too many lost workers, failed with the reason "worker lost").
-- ``tasks_redispatch_lost``: a task whose broker message never left (broker down at
-  submit) or is gone (broker restarted without its data) is sent again.
+- ``tasks_redispatch_lost``: a task whose broker message never left (the relay was down,
+  or the broker) or is gone (broker restarted without its data) is sent again.
 - ``admission.tasks_admit_all_waiting``: waiting tasks whose owner has free slots are
   admitted (the finish that freed the slot may have died before admitting them).
 
@@ -26,17 +26,19 @@ from tasks_app.models import TaskRecord, TaskStatus
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-# Between commit and the on-commit dispatch a healthy row has no message yet for a moment.
+# Between commit and the relay's publish a healthy row has no message yet for a moment.
 UNDISPATCHED_GRACE = timedelta(seconds=5)
 
 
 def tasks_reconcile(*, now=None) -> dict[str, int]:
     """Every repair, in order: beat runs it (operations' job tasks_reconcile), and so does
     worker start-up."""
+    # Admission before the publish of what waits unsent: a long-waiting task admitted here
+    # is sent in the same pass.
     return {
         **tasks_recover_stale(now=now),
-        **tasks_redispatch_lost(now=now),
         **admission.tasks_admit_all_waiting(),
+        **tasks_redispatch_lost(now=now),
     }
 
 
@@ -46,6 +48,7 @@ def tasks_recover_stale(*, now=None) -> dict[str, int]:
     cutoff = now - timedelta(seconds=settings.TASKS_HEARTBEAT_TIMEOUT_SECONDS)
     stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
     counts = {"requeued": 0, "failed": 0}
+    requeued = []
     candidates = TaskRecord.objects.running().filter(stale).values_list("pk", "attempts")
     for task_id, attempts in candidates[:BATCH_SIZE]:
         if attempts < settings.TASKS_WORKER_LOST_MAX_ATTEMPTS:
@@ -57,9 +60,8 @@ def tasks_recover_stale(*, now=None) -> dict[str, int]:
                 worker="",
                 dispatched_at=None,
             ):
-                counts["requeued"] += 1
+                requeued.append(task_id)
                 logger.warning("task requeued, worker lost id=%s attempt=%s", task_id, attempts)
-                dispatch.task_dispatch(task_id=task_id)
         elif transitions.task_mark_failed(
             task_id=task_id,
             error_type="WorkerLost",
@@ -70,6 +72,9 @@ def tasks_recover_stale(*, now=None) -> dict[str, int]:
             attempt=attempts,
         ):
             counts["failed"] += 1
+    counts["requeued"] = len(requeued)
+    if requeued:  # back in the outbox (no dispatched_at): sent now, locked against the relay
+        dispatch.tasks_publish_pending(limit=len(requeued), task_ids=requeued)
     return counts
 
 
@@ -79,13 +84,11 @@ def tasks_redispatch_lost(*, now=None) -> dict[str, int]:
     overdue = now - timedelta(seconds=settings.TASKS_REDISPATCH_AFTER_SECONDS)
     counts = {"never_sent": 0, "lost": 0, "overdue_retries": 0}
 
-    never_sent = TaskRecord.objects.filter(
-        status=TaskStatus.QUEUED,
-        dispatched_at__isnull=True,
-        created_at__lt=now - UNDISPATCHED_GRACE,
+    # What the relay has not published (not running, or behind); the same locked publish,
+    # so the two never send one commit twice.
+    counts["never_sent"] = dispatch.tasks_publish_pending(
+        limit=BATCH_SIZE, created_before=now - UNDISPATCHED_GRACE
     )
-    for task_id in never_sent.values_list("pk", flat=True)[:BATCH_SIZE]:
-        counts["never_sent"] += dispatch.task_dispatch(task_id=task_id)
 
     # A queue that is empty while tasks of it have waited long: their messages are gone.
     waiting = TaskRecord.objects.filter(status=TaskStatus.QUEUED, dispatched_at__lt=overdue)

@@ -12,7 +12,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tasks_app import admission, transitions
-from tasks_app.dispatch import task_dispatch
+from tasks_app.dispatch import outbox_notify
 from tasks_app.errors import IdempotencyKeyInvalid, IdempotencyKeyReused, TaskNotCancellable
 from tasks_app.models import ApiKey, PoolStall, TaskRecord, TaskStatus
 from tasks_app.task_types import TaskType
@@ -42,10 +41,11 @@ def task_submit(
     priority: int | None = None,
     enforce_active_limit: bool = True,
 ) -> TaskRecord:
-    """Record a task for ``owner`` and queue it once the record is committed.
+    """Record a task for ``owner``; the relay sends its message once the record is committed.
 
-    ``input_data`` must already be validated by ``task_type.input_serializer``. The
-    broker message is sent after commit, so a worker never sees an id without a row.
+    ``input_data`` must already be validated by ``task_type.input_serializer``. The request
+    only commits the row (the outbox): the relay publishes it (dispatch.py), so a worker
+    never sees an id without a row, and a submit never waits for the broker.
     Past the owner's running limit the record waits, without a message, for a free slot
     (admission.py); past their active limit it raises ``ActiveTaskLimitReached``, unless
     ``enforce_active_limit`` is off (staff requeueing a dead letter).
@@ -60,7 +60,7 @@ def task_submit(
         status=status,
     )
     if status == TaskStatus.QUEUED:
-        transaction.on_commit(partial(task_dispatch, task_id=record.pk))
+        outbox_notify()
     logger.info(
         "task submitted id=%s type=%s owner=%s status=%s",
         record.pk,

@@ -1,9 +1,13 @@
+import dataclasses
 import os
 import shutil
+import uuid
 
 import pytest
+from celery import current_app
 from rest_framework.test import APIClient
 
+from tasks_app import task_types
 from tasks_app.tokens import user_token_issue
 from tests.factories import UserFactory
 
@@ -44,3 +48,15 @@ def api(user) -> APIClient:
 @pytest.fixture
 def other_api(other_user) -> APIClient:
     return client_for(other_user)
+
+
+@pytest.fixture
+def unread_queue(monkeypatch) -> str:
+    """diagnostics.sleep's messages go to a queue no worker reads, purged afterwards: a
+    worker the integration tests left running would run the tasks under test."""
+    queue = f"unread-{uuid.uuid4().hex[:8]}"
+    sleep = task_types.get_task_type("diagnostics.sleep")
+    monkeypatch.setitem(task_types._task_types, sleep.name, dataclasses.replace(sleep, queue=queue))
+    yield queue
+    with current_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)

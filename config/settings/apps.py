@@ -23,6 +23,10 @@ TASKS_WORKER_LOST_MAX_ATTEMPTS = env.int("TASKS_WORKER_LOST_MAX_ATTEMPTS", defau
 # with no message in its queue before its message is sent again.
 TASKS_RECONCILE_SECONDS = env.float("TASKS_RECONCILE_SECONDS", default=60.0)
 TASKS_REDISPATCH_AFTER_SECONDS = env.float("TASKS_REDISPATCH_AFTER_SECONDS", default=60.0)
+# The relay (Procfile "relay") publishes submitted tasks: up to BATCH per transaction, woken
+# by PostgreSQL's NOTIFY at each commit; on SQLite it looks for new ones this often.
+TASKS_RELAY_BATCH_SIZE = env.int("TASKS_RELAY_BATCH_SIZE", default=500)
+TASKS_RELAY_POLL_SECONDS = env.float("TASKS_RELAY_POLL_SECONDS", default=0.05)
 # A repeated Idempotency-Key returns the first task for this long.
 TASKS_IDEMPOTENCY_TTL_SECONDS = env.int("TASKS_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 TASKS_DEAD_LETTER_RETENTION_DAYS = env.int("TASKS_DEAD_LETTER_RETENTION_DAYS", default=30)

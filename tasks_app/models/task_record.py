@@ -78,6 +78,10 @@ class TaskRecordQuerySet(TransitionQuerySet):
     def running(self):
         return self.filter(status=TaskStatus.RUNNING)
 
+    def outbox(self):
+        """Committed queued records whose broker message is not sent yet (dispatch.py)."""
+        return self.filter(status=TaskStatus.QUEUED, dispatched_at__isnull=True)
+
 
 class TaskRecord(models.Model):
     """One submitted task: who owns it, what it runs, and how far it got.
@@ -149,6 +153,12 @@ class TaskRecord(models.Model):
             models.Index(fields=["status", "created_at"], name="task_status_created"),
             # Health's failure rate over a recent window, metrics, and retention.
             models.Index(fields=["status", "finished_at"], name="task_status_finished"),
+            # The relay's outbox: small, since a row leaves it once its message is sent.
+            models.Index(
+                fields=["created_at"],
+                name="task_outbox",
+                condition=models.Q(status="queued", dispatched_at__isnull=True),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -124,6 +124,74 @@ class WorkerProcess:
         self._log.close()
 
 
+class RelayProcess:
+    """The relay (``manage.py tasks_relay``), as the Procfile runs it, on the test database."""
+
+    def __init__(self, *, log_path: Path, extra_env: dict[str, str] | None = None):
+        self.log_path = log_path
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": _test_database_url(),
+            **(extra_env or {}),
+        }
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "tasks_relay"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        while time.monotonic() < deadline:
+            if "relay started" in self.log():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"relay did not start; its log:\n{self.log()[-4000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def relay(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """The relay that publishes what a module's tests submit, as the Procfile runs one.
+
+    Per module, not per session: the fault tests (faults/) and modules that set
+    ``STARTS_ITS_OWN_RELAY`` run relays of their own, and a second relay on the same
+    database would publish their tasks to the shared broker.
+    """
+    if "faults" in request.module.__name__ or getattr(request.module, "STARTS_ITS_OWN_RELAY", 0):
+        yield None
+        return
+    relay = RelayProcess(log_path=tmp_path_factory.mktemp("relay") / "relay.log")
+    relay.wait_until_ready()
+    yield relay
+    relay.stop()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     worker = WorkerProcess(log_path=tmp_path_factory.mktemp("worker") / "worker.log")

@@ -1,14 +1,12 @@
 """Fair use: past TASKS_MAX_RUNNING_PER_USER tasks wait unsent; past the active limit, 429."""
 
-import dataclasses
 import threading
-import uuid
 
 import pytest
 from django.db import connection
 from django.test import override_settings
 
-from tasks_app import recovery, task_types, transitions
+from tasks_app import recovery, transitions
 from tasks_app.models import TaskQuota, TaskRecord, TaskStatus
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory, UserFactory
@@ -18,13 +16,8 @@ SUBMISSION = {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}
 
 
 @pytest.fixture(autouse=True)
-def unread_queue(monkeypatch) -> str:
-    """Messages go to a queue no worker reads: a worker the integration tests left running
-    would run (and finish, and admit more of) the tasks whose admission is under test."""
-    queue = f"admission-{uuid.uuid4().hex[:8]}"
-    sleep = task_types.get_task_type("diagnostics.sleep")
-    monkeypatch.setitem(task_types._task_types, sleep.name, dataclasses.replace(sleep, queue=queue))
-    return queue
+def _messages_to_an_unread_queue(unread_queue):
+    """A worker left running must not run (and finish, and admit more of) these tasks."""
 
 
 def submit(api, priority=None) -> dict:
@@ -72,7 +65,7 @@ def test_a_finished_task_admits_the_most_urgent_then_oldest_waiting_one(
 
     admitted = TaskRecord.objects.get(pk=urgent["id"])
     assert admitted.status == TaskStatus.QUEUED
-    assert admitted.dispatched_at is not None  # its message was sent
+    assert admitted in TaskRecord.objects.outbox()  # the relay sends its message
     assert TaskRecord.objects.get(pk=old_normal["id"]).status == TaskStatus.WAITING
 
 
@@ -127,7 +120,7 @@ def test_reconciliation_admits_what_a_dead_finisher_left_waiting(
 
     assert counts["admitted"] == 1
     record = TaskRecord.objects.get(pk=waiting["id"])
-    assert record.status == TaskStatus.QUEUED and record.dispatched_at is not None
+    assert record.status == TaskStatus.QUEUED and record in TaskRecord.objects.outbox()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,7 @@
 import pytest
 
-from tasks_app import admission, services, transitions
+from tasks_app import admission, dispatch, services, transitions
+from tasks_app.broker import broker_queue_size
 from tasks_app.errors import TaskNotCancellable
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.task_types import get_task_type
@@ -9,21 +10,25 @@ from tests.factories import TaskRecordFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_submit_writes_a_queued_record_and_dispatches_only_after_commit(
-    user, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        record = services.task_submit(
-            owner=user,
-            task_type=get_task_type("diagnostics.sleep"),
-            input_data={"seconds": 1.0, "steps": 2},
-        )
+def test_submit_writes_a_queued_record_that_the_relay_publishes(user, unread_queue):
+    record = services.task_submit(
+        owner=user,
+        task_type=get_task_type("diagnostics.sleep"),
+        input_data={"seconds": 1.0, "steps": 2},
+    )
 
     record.refresh_from_db()
     assert record.status == TaskStatus.QUEUED
-    assert (record.queue, record.priority, record.attempts) == ("long", 5, 0)
-    assert len(callbacks) == 1
-    assert callbacks[0].keywords == {"task_id": record.pk}
+    assert (record.queue, record.priority, record.attempts) == (unread_queue, 5, 0)
+    # The submit sent nothing: the committed row is the outbox entry.
+    assert record.dispatched_at is None and broker_queue_size(unread_queue) == 0
+    assert list(TaskRecord.objects.outbox()) == [record]
+
+    assert dispatch.tasks_publish_pending(limit=10) == 1
+
+    record.refresh_from_db()
+    assert record.dispatched_at is not None and broker_queue_size(unread_queue) == 1
+    assert dispatch.tasks_publish_pending(limit=10) == 0  # published once
 
 
 def test_submit_uses_the_requested_priority(user):

@@ -1,4 +1,4 @@
-"""Fault injection: real workers, beat and a Redis of the test's own, which the tests kill.
+"""Fault injection: real workers, relay, beat and a Redis of the test's own, which the tests kill.
 
 Only on PostgreSQL + Redis, where the delivery promises of issue #4 apply; elsewhere every
 test here is skipped. Each test gets a private ``redis-server`` on a free port, so killing
@@ -283,6 +283,7 @@ class Fleet:
         self.log_dir = log_dir
         self.processes: list[ServiceProcess] = []
         self.workers: list[ServiceProcess] = []  # those not killed on purpose
+        self.relay: ServiceProcess | None = None
         self.replaced_after_crash = 0
         self.env = {
             **os.environ,
@@ -296,6 +297,8 @@ class Fleet:
         self, name: str | None = None, *, queues: tuple[str, ...] = ("default", "long")
     ) -> ServiceProcess:
         name = name or f"fault-{uuid.uuid4().hex[:6]}"
+        if self.relay is None:  # workers need the relay that publishes what is submitted
+            self.start_relay()
         command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
         command += ["-Q", ",".join(queues), "-c", "2", "-l", "INFO", "-n", f"{name}@%h"]
         command += ["--without-mingle", "--without-gossip"]
@@ -303,6 +306,11 @@ class Fleet:
         worker.wait_for_log(" ready.")
         self.workers.append(worker)
         return worker
+
+    def start_relay(self) -> ServiceProcess:
+        self.relay = self._start("relay", [sys.executable, "manage.py", "tasks_relay"])
+        self.relay.wait_for_log("relay started")
+        return self.relay
 
     def kill_worker(self, worker: ServiceProcess) -> None:
         """SIGKILL a worker's main process and its pool children together."""

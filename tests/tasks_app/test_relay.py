@@ -1,0 +1,119 @@
+"""The relay publishes each committed submit once, soon, and nothing that rolled back."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+from kombu.exceptions import OperationalError as BrokerError
+
+from tasks_app import dispatch, services
+from tasks_app.broker import broker_queue_size
+from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.relay import Relay
+from tasks_app.task_types import get_task_type
+from tests.factories import TaskRecordFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(condition, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.02)
+
+
+class RunningRelay:
+    """A relay in a thread of this process (its own database connections), stopped on exit."""
+
+    def __init__(self, **options):
+        self.relay = Relay(**options)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self.relay.run(self.stop)
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self.relay
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "the relay did not stop"
+
+
+def submit(owner):
+    return services.task_submit(
+        owner=owner, task_type=get_task_type("diagnostics.sleep"), input_data={"seconds": 0}
+    )
+
+
+def test_a_committed_submit_is_published_by_the_relay(user, unread_queue):
+    with RunningRelay():
+        record = submit(user)
+        wait_for(lambda: TaskRecord.objects.get(pk=record.pk).dispatched_at is not None)
+
+    assert broker_queue_size(unread_queue) == 1
+    assert not TaskRecord.objects.outbox().exists()
+
+
+def test_a_rolled_back_submit_is_never_published(user, unread_queue):
+    with RunningRelay():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            submit(user)
+            raise RuntimeError("the request failed after the insert")
+        published = submit(user)  # a later commit wakes the relay; the first left nothing
+        wait_for(lambda: TaskRecord.objects.get(pk=published.pk).dispatched_at is not None)
+
+    assert list(TaskRecord.objects.values_list("pk", flat=True)) == [published.pk]
+    assert broker_queue_size(unread_queue) == 1
+
+
+def test_two_relays_publish_each_commit_once(user, unread_queue):
+    TaskRecord.objects.bulk_create(
+        TaskRecordFactory.build(owner=user, queue=unread_queue) for _ in range(300)
+    )
+
+    with RunningRelay(batch_size=20) as first, RunningRelay(batch_size=20) as second:
+        wait_for(lambda: not TaskRecord.objects.outbox().exists(), timeout=30)
+
+    assert first.published + second.published == 300
+    assert broker_queue_size(unread_queue) == 300
+
+
+def test_a_cancelled_task_is_not_published(user, unread_queue):
+    record = submit(user)
+    services.task_cancel(record=record)
+
+    assert dispatch.tasks_publish_pending(limit=10) == 0
+    assert broker_queue_size(unread_queue) == 0
+
+
+def test_what_the_broker_refused_waits_for_the_next_pass(user, unread_queue, monkeypatch):
+    records = [submit(user) for _ in range(3)]
+    sends = []
+    real_send = dispatch.current_app.send_task
+
+    def send_then_fail(*args, **kwargs):
+        if sends:
+            raise BrokerError("connection refused")
+        sends.append(args)
+        return real_send(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(dispatch.current_app, "send_task", send_then_fail)
+        assert dispatch.tasks_publish_pending(limit=10) == 1
+
+    assert TaskRecord.objects.outbox().count() == 2  # unmarked, not lost
+    assert dispatch.tasks_publish_pending(limit=10) == 2
+    assert broker_queue_size(unread_queue) == 3
+    assert all(
+        record.status == TaskStatus.QUEUED and record.dispatched_at
+        for record in TaskRecord.objects.filter(pk__in=[r.pk for r in records])
+    )
