@@ -28,11 +28,18 @@ class ActiveTaskLimitReached(TaskError):
 
     http_status = 429
 
-    def __init__(self, *, limit: int):
+    def __init__(self, *, limit: int, requested: int = 1):
         self.limit = limit
+        if requested == 1:
+            said = f"You already have {limit} unfinished tasks, the most allowed at once"
+        else:
+            said = (
+                f"These {requested} tasks would take you past {limit} unfinished tasks, "
+                "the most allowed at once"
+            )
         super().__init__(
-            f"You already have {limit} unfinished tasks, the most allowed at once "
-            "(TASKS_MAX_ACTIVE_PER_USER); submit more once some have finished, or cancel some."
+            f"{said} (TASKS_MAX_ACTIVE_PER_USER); submit more once some have finished, "
+            "or cancel some."
         )
 
 

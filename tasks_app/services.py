@@ -5,31 +5,27 @@ The worker's own transitions (claim, progress, finish) are in ``transitions.py``
 change a status only through ``TaskRecord.objects.transition``, one conditional UPDATE.
 """
 
-import hashlib
-import json
 import logging
-import re
 import secrets
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from tasks_app import admission, transitions
 from tasks_app.dispatch import outbox_notify
-from tasks_app.errors import IdempotencyKeyInvalid, IdempotencyKeyReused, TaskNotCancellable
-from tasks_app.models import ApiKey, PoolStall, TaskRecord, TaskStatus
+from tasks_app.errors import ActiveTaskLimitReached, TaskNotCancellable
+from tasks_app.idempotency import create_once, idempotency_key_clean, request_fingerprint
+from tasks_app.models import ApiKey, PoolStall, TaskBatch, TaskRecord, TaskStatus
 from tasks_app.task_types import TaskType
 
 logger = logging.getLogger(__name__)
 
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+# Rows per INSERT statement of a batch submit.
+BULK_INSERT_ROWS = 500
 
 
 @transaction.atomic
@@ -95,56 +91,113 @@ def task_submit_once(
     reused with a different submission raises ``IdempotencyKeyReused``: the client has a
     bug we must not hide.
     """
-    key = idempotency_key_clean(idempotency_key)
-    if not key:
-        record = task_submit(
+
+    def submit() -> TaskRecord:
+        return task_submit(
             owner=owner, task_type=task_type, input_data=input_data, priority=priority
         )
-        return Submission(record=record)
-    fingerprint = _fingerprint(task_type=task_type, input_data=input_data, priority=priority)
-    expired_before = timezone.now() - timedelta(seconds=settings.TASKS_IDEMPOTENCY_TTL_SECONDS)
-    # A key older than the window is free again; its old task keeps no claim on it.
-    TaskRecord.objects.filter(
-        owner=owner, idempotency_key=key, created_at__lt=expired_before
-    ).update(idempotency_key=None)
-    for _ in range(2):
-        existing = TaskRecord.objects.filter(owner=owner, idempotency_key=key).first()
-        if existing is not None:
-            if existing.request_fingerprint != fingerprint:
-                raise IdempotencyKeyReused(key=key)
-            logger.info("task submission replayed id=%s key=%s", existing.pk, key)
-            return Submission(record=existing, replayed=True)
-        try:
-            with transaction.atomic():
-                record = task_submit(
-                    owner=owner, task_type=task_type, input_data=input_data, priority=priority
-                )
-                TaskRecord.objects.filter(pk=record.pk).update(
-                    idempotency_key=key, request_fingerprint=fingerprint
-                )
-            return Submission(record=record, replayed=False)
-        except IntegrityError:
-            continue  # a concurrent request with the same key won; return its task
-    raise IdempotencyKeyReused(key=key)
+
+    key = idempotency_key_clean(idempotency_key)
+    if not key:
+        return Submission(record=submit())
+    digest = request_fingerprint(
+        {"task_type": task_type.name, "input": input_data, "priority": priority}
+    )
+    record, replayed = create_once(
+        keyed=TaskRecord.objects.filter(owner=owner),
+        key=key,
+        fingerprint=digest,
+        create=submit,
+    )
+    return Submission(record=record, replayed=replayed)
 
 
-def idempotency_key_clean(raw_key: str) -> str:
-    """The key without surrounding blanks; raises ``IdempotencyKeyInvalid`` if unusable."""
-    key = raw_key.strip()
-    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise IdempotencyKeyInvalid(
-            f"Ensure this header has no more than {IDEMPOTENCY_KEY_MAX_LENGTH} characters."
+@dataclass(frozen=True)
+class TaskRequest:
+    """One task of a batch, validated: its type, input and priority."""
+
+    task_type: TaskType
+    input_data: dict[str, Any]
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """What a batch submit made: its records in the order of the request, and whether an
+    Idempotency-Key replayed an earlier batch (None when the client sent no key)."""
+
+    batch: TaskBatch
+    records: list[TaskRecord]
+    replayed: bool | None = None
+
+
+@transaction.atomic
+def tasks_submit_batch(*, owner: AbstractBaseUser, requests: list[TaskRequest]) -> BatchSubmission:
+    """Record many tasks for ``owner`` in one transaction, all or none; the relay sends them.
+
+    One lock of the owner and one bulk insert, whatever the size. Fair use applies to the
+    batch as a whole: past the owner's active limit the whole batch raises
+    ``ActiveTaskLimitReached``; past their running limit the rest of it waits (admission.py).
+    """
+    load = admission.owner_load_locked(owner.pk)
+    if load.active + len(requests) > load.max_active:
+        raise ActiveTaskLimitReached(limit=load.max_active, requested=len(requests))
+    records = [
+        TaskRecord(
+            owner=owner,
+            task_type=request.task_type.name,
+            queue=request.task_type.queue,
+            priority=request.task_type.priority if request.priority is None else request.priority,
+            input=request.input_data,
+            status=TaskStatus.QUEUED if position < load.free_slots else TaskStatus.WAITING,
         )
-    # The key is stored and may be logged: no NUL (PostgreSQL refuses it), no line breaks.
-    if _CONTROL_CHARACTER.search(key):
-        raise IdempotencyKeyInvalid("Use printable characters only, no control characters.")
-    return key
+        for position, request in enumerate(requests)
+    ]
+    TaskRecord.objects.bulk_create(records, batch_size=BULK_INSERT_ROWS)
+    batch = TaskBatch.objects.create(owner=owner, task_ids=[str(record.pk) for record in records])
+    if load.free_slots:
+        outbox_notify()
+    logger.info("task batch submitted id=%s owner=%s count=%s", batch.pk, owner.pk, len(records))
+    return BatchSubmission(batch=batch, records=records)
 
 
-def _fingerprint(*, task_type: TaskType, input_data: dict, priority: int | None) -> str:
-    submission = {"task_type": task_type.name, "input": input_data, "priority": priority}
-    encoded = json.dumps(submission, sort_keys=True, cls=DjangoJSONEncoder)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+def tasks_submit_batch_once(
+    *, owner: AbstractBaseUser, requests: list[TaskRequest], idempotency_key: str = ""
+) -> BatchSubmission:
+    """``tasks_submit_batch`` at most once per ``idempotency_key``, as ``task_submit_once``.
+
+    Batch keys and single-task keys are kept apart: each endpoint has its own.
+    """
+
+    key = idempotency_key_clean(idempotency_key)
+    if not key:
+        return tasks_submit_batch(owner=owner, requests=requests)
+    made: list[BatchSubmission] = []
+
+    def submit() -> TaskBatch:
+        made.append(tasks_submit_batch(owner=owner, requests=requests))
+        return made[-1].batch
+
+    digest = request_fingerprint(
+        [
+            {
+                "task_type": request.task_type.name,
+                "input": request.input_data,
+                "priority": request.priority,
+            }
+            for request in requests
+        ]
+    )
+    batch, replayed = create_once(
+        keyed=TaskBatch.objects.filter(owner=owner), key=key, fingerprint=digest, create=submit
+    )
+    if not replayed:
+        return BatchSubmission(batch=batch, records=made[-1].records, replayed=False)
+    records = TaskRecord.objects.in_bulk(batch.task_ids)
+    ordered = [
+        records[uuid.UUID(task_id)] for task_id in batch.task_ids if uuid.UUID(task_id) in records
+    ]
+    return BatchSubmission(batch=batch, records=ordered, replayed=True)
 
 
 def task_cancel(*, record: TaskRecord) -> TaskRecord:

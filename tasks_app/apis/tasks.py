@@ -8,6 +8,7 @@ import math
 import re
 
 import django_filters
+from django.conf import settings
 from django.http import Http404
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -16,6 +17,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
     inline_serializer,
 )
@@ -30,6 +32,7 @@ from api.schema import ErrorSerializer
 from api.serializers import json_type_errors
 from api.throttling import SubmitRateThrottle
 from tasks_app import selectors, services
+from tasks_app.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.task_types import UnknownTaskType, all_task_types, get_task_type
 
@@ -163,7 +166,7 @@ class TaskCollectionApi(APIView):
                 str,
                 OpenApiParameter.HEADER,
                 description="Repeat a submission safely: the same key returns the first task. "
-                f"At most {services.IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control characters.",
+                f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control characters.",
                 pattern=r"^[^\x00-\x1f\x7f]{0,255}$",
             )
         ],
@@ -187,6 +190,131 @@ class TaskCollectionApi(APIView):
         )
         data = TaskRecordOutputSerializer(submission.record, context={"request": request}).data
         headers = {"Location": data["links"]["self"]}
+        if submission.replayed is not None:
+            headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+class TaskBatchApi(APIView):
+    """POST submits up to TASKS_BATCH_MAX_TASKS tasks in one request, all or none."""
+
+    parser_classes = [BoundedJSONParser]
+    throttle_classes = [SubmitRateThrottle]
+    throttle_scope = "task_submit"
+
+    class InputSerializer(serializers.Serializer):
+        # Each item as POST /api/v1/tasks/ takes one. Every item is checked, so the client
+        # hears of every mistake at once: the errors come as a list in the order of the
+        # items, {} for those that are fine.
+        tasks = TaskCollectionApi.InputSerializer(many=True, allow_empty=False)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.fields["tasks"].max_length = settings.TASKS_BATCH_MAX_TASKS
+
+        def validate_tasks(self, items: list[dict]) -> list[services.TaskRequest]:
+            return [
+                services.TaskRequest(
+                    task_type=item["task_type"],
+                    input_data=item["input"],
+                    priority=item.get("priority"),
+                )
+                for item in items
+            ]
+
+    @extend_schema_serializer(component_name="TaskBatch")
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField(source="batch.id")
+        count = serializers.SerializerMethodField()
+        tasks = serializers.SerializerMethodField()
+
+        def get_count(self, submission) -> int:
+            return len(submission.records)
+
+        @extend_schema_field(
+            inline_serializer(
+                "TaskBatchItem",
+                {
+                    "id": serializers.UUIDField(),
+                    "task_type": serializers.CharField(),
+                    "status": serializers.ChoiceField(choices=TaskStatus.choices),
+                    "links": serializers.DictField(child=serializers.URLField()),
+                },
+                many=True,
+            )
+        )
+        def get_tasks(self, submission) -> list[dict]:
+            # Plain dicts, not the full Task shape: a thousand of those would cost more
+            # than the insert. Each task's link gives the rest.
+            request = self.context["request"]
+            detail = request.build_absolute_uri(reverse("task-detail", args=["0"]))[:-2]
+            return [
+                {
+                    "id": str(record.pk),
+                    "task_type": record.task_type,
+                    "status": record.status,
+                    "links": {
+                        "self": f"{detail}{record.pk}/",
+                        "cancel": f"{detail}{record.pk}/cancel/",
+                    },
+                }
+                for record in submission.records
+            ]
+
+    @extend_schema(
+        request=inline_serializer(
+            "TaskBatchSubmission",
+            {
+                # The limit as configured when the schema module loads (the schema is
+                # built from it once per process).
+                "tasks": serializers.ListField(
+                    child=PolymorphicProxySerializer(
+                        component_name="TaskSubmission",
+                        serializers=lambda: _submission_per_task_type(),
+                        resource_type_field_name="task_type",
+                    ),
+                    min_length=1,
+                    max_length=settings.TASKS_BATCH_MAX_TASKS,
+                )
+            },
+        ),
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Repeat a batch safely: the same key returns the first batch's "
+                f"tasks. At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control characters.",
+                pattern=r"^[^\x00-\x1f\x7f]{0,255}$",
+            )
+        ],
+        responses={
+            202: OutputSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Nothing was submitted; ``tasks`` lists each item's errors, {} for "
+                "the items that were fine.",
+            ),
+            422: OpenApiResponse(
+                ErrorSerializer,
+                description="The Idempotency-Key was used before for a different batch.",
+            ),
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="The batch would pass the owner's limit of unfinished tasks.",
+            ),
+        },
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        submission = services.tasks_submit_batch_once(
+            owner=request.user,
+            requests=serializer.validated_data["tasks"],
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+        )
+        data = self.OutputSerializer(submission, context={"request": request}).data
+        headers = {}
         if submission.replayed is not None:
             headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
         return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)

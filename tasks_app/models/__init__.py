@@ -6,6 +6,7 @@ from tasks_app.models.diagnostic_counter import DiagnosticCounter
 from tasks_app.models.pool_stall import PoolStall
 from tasks_app.models.quota import TaskQuota
 from tasks_app.models.state_machine import TransitionQuerySet
+from tasks_app.models.task_batch import TaskBatch
 from tasks_app.models.task_record import (
     ACTIVE_STATUSES,
     DISPATCHED_STATUSES,
@@ -25,6 +26,7 @@ __all__ = [
     "DeadLetter",
     "DiagnosticCounter",
     "PoolStall",
+    "TaskBatch",
     "TaskQuota",
     "TaskRecord",
     "TaskRecordQuerySet",

@@ -17,7 +17,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from config.wsgi import application
-from tasks_app.models import TaskRecord
+from tasks_app.models import TaskBatch, TaskRecord
 from tasks_app.services import api_key_create
 from tests.conftest import client_for
 from tests.factories import UserFactory
@@ -63,12 +63,14 @@ def call_and_validate(case) -> None:
         # A document's format is judged from its name and bytes, which a schema cannot
         # state: a file it fits may still be refused (400 empty, 415 a format not read).
         excluded.append(positive_data_acceptance)
-    if case.operation.label == "POST /api/v1/tasks/" and "Idempotency-Key" in (case.headers or {}):
+    submits = ("POST /api/v1/tasks/", "POST /api/v1/tasks/batch/")
+    if case.operation.label in submits and "Idempotency-Key" in (case.headers or {}):
         # A key ties two requests together, and the cases are independent: one that reuses an
         # earlier case's key for another submission is rightly refused (422), which the
         # fuzzer cannot foresee. Each case starts with no earlier submission under its key.
         key = str(case.headers["Idempotency-Key"]).strip()
         TaskRecord.objects.filter(idempotency_key=key).update(idempotency_key=None)
+        TaskBatch.objects.filter(idempotency_key=key).update(idempotency_key=None)
     case.call_and_validate(excluded_checks=excluded)
 
 

@@ -99,6 +99,13 @@ def test_cancelled_queued_task_never_runs(live):
     for blocker in blockers:
         poll(live, blocker["id"], until=has_status("running"))
     waiting = submit(live, "diagnostics.sleep", seconds=1, steps=1)
+    # Its message is in the queue (a task cancelled before the relay publishes it never
+    # gets one: tests/tasks_app/test_relay.py).
+    published = TaskRecord.objects.filter(pk=waiting["id"], dispatched_at__isnull=False)
+    deadline = time.monotonic() + 10
+    while not published.exists():
+        assert time.monotonic() < deadline, "the relay did not publish the task"
+        time.sleep(0.05)
 
     cancel = live.post(f"{TASKS}{waiting['id']}/cancel/")
     for blocker in blockers:
