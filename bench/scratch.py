@@ -21,6 +21,16 @@ def scratch_var_dir() -> None:
 def scratch_user(username: str, *, queues: tuple[str, ...] = ("default", "long")) -> Iterator:
     """A user whose per-user limits (TaskQuota) are lifted: fair use is per user, and one
     user sending a whole benchmark's load would be held back or refused."""
+    with scratch_users(username, count=1, queues=queues) as users:
+        yield users[0]
+
+
+@contextmanager
+def scratch_users(
+    prefix: str, *, count: int, queues: tuple[str, ...] = ("default", "long")
+) -> Iterator[list]:
+    """``count`` such users (``prefix``, ``prefix-1``, ...); their tasks, result rows and
+    the queues' messages are removed at the end."""
     import django
 
     django.setup()
@@ -32,17 +42,23 @@ def scratch_user(username: str, *, queues: tuple[str, ...] = ("default", "long")
     from tasks_app.models import TaskQuota, TaskRecord
 
     call_command("migrate", verbosity=0)
-    user, _ = get_user_model().objects.get_or_create(username=username)
-    TaskQuota.objects.update_or_create(
-        user=user, defaults={"max_running": 10**9, "max_active": 10**9}
-    )
+    users = []
+    for number in range(count):
+        username = prefix if number == 0 else f"{prefix}-{number}"
+        user, _ = get_user_model().objects.get_or_create(username=username)
+        TaskQuota.objects.update_or_create(
+            user=user, defaults={"max_running": 10**9, "max_active": 10**9}
+        )
+        users.append(user)
     try:
-        yield user
+        yield users
     finally:
-        record_ids = TaskRecord.objects.filter(owner=user).values_list("pk", flat=True)
-        TaskResult.objects.filter(task_id__in=[str(pk) for pk in record_ids]).delete()
-        TaskRecord.objects.filter(owner=user).delete()
-        user.delete()
+        records = TaskRecord.objects.filter(owner__in=users)
+        record_ids = [str(pk) for pk in records.values_list("pk", flat=True)]
+        TaskResult.objects.filter(task_id__in=record_ids).delete()
+        records.delete()
+        for user in users:
+            user.delete()
         with app.connection_for_write() as connection:
             for queue in queues:
                 connection.default_channel.queue_purge(queue)

@@ -16,8 +16,12 @@ TASKS = "/api/v1/tasks/"
 
 def test_cancelled_queued_task_never_runs_even_after_all_workers_restart(api, broker, fleet):
     key = f"cancelled-{uuid.uuid4().hex[:8]}"
+    fleet.start_relay()
     task = submit(api, "diagnostics.count", key=key, seconds=0)
-    assert broker.message_count("default") == 1  # no worker yet: its message waits in Redis
+    # No worker yet: once the relay has published it, its message waits in Redis.
+    wait_until(
+        lambda: broker.message_count("default") == 1, timeout=10, what="the relay to publish"
+    )
 
     response = api.delete(f"{TASKS}{task['id']}/")
 
