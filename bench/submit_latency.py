@@ -2,8 +2,8 @@
 
 Runs in-process against the configured database and broker (embedded default unless
 DATABASE_URL / CELERY_BROKER_URL say otherwise), in a scratch var/ folder and a scratch
-user. No worker is needed: the figure is the submit path (validate, insert, commit,
-publish). The queued messages are purged afterwards.
+user. No worker or relay is needed: the figure is the submit path (validate, lock the
+owner's limits, insert, commit); the relay publishes outside the request.
 
     .venv/bin/python bench/submit_latency.py [--count 300]
 """

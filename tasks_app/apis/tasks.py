@@ -128,22 +128,34 @@ class TaskCollectionApi(APIView):
             return super().to_internal_value(data)
 
         def validate(self, attrs: dict) -> dict:
-            type_input = attrs["task_type"].input_serializer(data=attrs["input"])
+            type_input = self._input_serializer_of(attrs["task_type"])
             if errors := json_type_errors(type_input.fields, attrs["input"]):
                 raise serializers.ValidationError({"input": errors})
-            if not type_input.is_valid():
-                raise serializers.ValidationError({"input": type_input.errors})
+            try:
+                validated = type_input.run_validation(attrs["input"])
+            except serializers.ValidationError as error:
+                raise serializers.ValidationError({"input": error.detail}) from None
             # DRF's FloatField turns the strings "NaN" and "Infinity" into floats, and NaN
             # passes every min/max check; the record could store them but never render them.
             not_finite = {
                 name: ["A finite number is required."]
-                for name, value in type_input.validated_data.items()
+                for name, value in validated.items()
                 if isinstance(value, float) and not math.isfinite(value)
             }
             if not_finite:
                 raise serializers.ValidationError({"input": not_finite})
-            attrs["input"] = type_input.validated_data
+            attrs["input"] = validated
             return attrs
+
+        def _input_serializer_of(self, spec):
+            """One input serializer per task type for this serializer's life: a batch
+            validates its items with one instance (``many=True``), and building a
+            serializer's fields for each of a thousand items would cost more than the
+            insert."""
+            cache = self.__dict__.setdefault("_input_serializers", {})
+            if spec.name not in cache:
+                cache[spec.name] = spec.input_serializer()
+            return cache[spec.name]
 
     @extend_schema(responses={200: TaskRecordOutputSerializer(many=True)})
     def get(self, request):
