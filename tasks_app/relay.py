@@ -39,13 +39,14 @@ class Relay:
 
     def run(self, stop: threading.Event) -> None:
         logger.info("relay started database=%s batch=%s", connection.vendor, self.batch_size)
+        notified = False
         try:
             while not stop.is_set():
                 try:
                     if connection.vendor == "postgresql":
                         self._listen()
-                    self._publish_all()
-                    self._wait(stop)
+                    self._publish_all(notified=notified)
+                    notified = self._wait(stop)
                 except (DatabaseError, connection.Database.Error):
                     # Django's errors, and psycopg's own from the listening connection.
                     logger.warning(
@@ -57,9 +58,13 @@ class Relay:
             self._close()
             logger.info("relay stopped published=%s", self.published)
 
-    def _publish_all(self) -> None:
-        """Publish until the outbox is empty (or the broker refuses)."""
-        while tasks_pending_exist():
+    def _publish_all(self, *, notified: bool = False) -> None:
+        """Publish until the outbox is empty (or the broker refuses).
+
+        Woken by a notification, there is work: the first pass skips the look.
+        """
+        while notified or tasks_pending_exist():
+            notified = False
             count = tasks_publish_pending(limit=self.batch_size)
             self.published += count
             if count:
@@ -67,16 +72,19 @@ class Relay:
             if count < self.batch_size:
                 return  # drained, or the broker is down: wait for the next wake-up
 
-    def _wait(self, stop: threading.Event) -> None:
+    def _wait(self, stop: threading.Event) -> bool:
+        """Until there may be work; whether a notification said there is."""
         if self._listener is None:
             stop.wait(self.poll_seconds)
-            return
+            return False
         # Wakes at the first notification (or after the idle pass time); the others that
         # came meanwhile are drained, since the next pass publishes for them all.
-        for _ in self._listener.notifies(timeout=IDLE_PASS_SECONDS, stop_after=1):
-            pass
+        notified = any(
+            True for _ in self._listener.notifies(timeout=IDLE_PASS_SECONDS, stop_after=1)
+        )
         for _ in self._listener.notifies(timeout=0):
             pass
+        return notified
 
     def _listen(self) -> None:
         if self._listener is not None:
