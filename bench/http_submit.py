@@ -26,9 +26,7 @@ import http.client
 import json
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -37,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.scratch import scratch_var_dir  # noqa: E402  (needs the path above)
+from bench.web import free_port, percentile, start_web, stop_web  # noqa: E402
 
 scratch_var_dir()
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
@@ -51,29 +50,6 @@ ENDPOINTS = {
     "insert": ("/bench/insert/", {}),
     "submit": ("/api/v1/tasks/", {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_web(port: int) -> subprocess.Popen:
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    # As in the Procfile, with the access log written (and thrown away) as it would be.
-    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
-    command += ["--access-logfile", "-", "--no-control-socket"]
-    web = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return web
-        except OSError:
-            time.sleep(0.2)
-    web.kill()
-    raise SystemExit("gunicorn did not start within 30 s")
 
 
 def drive(port: int, path: str, body: dict, *, token: str, seconds: float, connections: int):
@@ -124,8 +100,7 @@ def measure(*, token: str, seconds: float, connections: int) -> dict:
                 port, path, body, token=token, seconds=seconds, connections=connections
             )
     finally:
-        web.terminate()
-        web.wait(timeout=30)
+        stop_web(web)
     return results
 
 
@@ -153,7 +128,7 @@ def main() -> None:
     figures = {}
     for name, (rate, latencies) in results.items():
         p50 = statistics.median(latencies) * 1000
-        p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
+        p99 = percentile(latencies, 0.99) * 1000
         figures[name] = (rate, p99)
         print(f"{name:<8} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f}")
     print(
