@@ -5,12 +5,11 @@ Task metrics (``TaskRecordCollector``) are never counted in a process. Web and w
 processes come and go, and each would count only its own share; the records are the
 truth, so every scrape reads them, whichever gunicorn worker answers it:
 
-- ``jobservice_tasks_finished_total{task_type, status}`` (counter): finished records by
-  final status. Retention (OPS_TASK_RETENTION_DAYS) deletes old records, so this drops
-  when it runs, and Prometheus takes a drop for a counter reset: ``increase()`` and
-  ``rate()`` over a range that holds a retention run overstate it by about what is left.
+- ``jobservice_tasks_finished_total{task_type, status}`` (counter): records finished, by
+  final status. Those that finished more than a few minutes ago come from a tally
+  (operations/tallies.py) that retention does not lower: the counter never goes down.
 - ``jobservice_task_duration_seconds{task_type}`` (histogram): how long succeeded
-  records ran (their last attempt). Retention shrinks it in the same way.
+  records ran (their last attempt), from the same tally.
 - ``jobservice_tasks_running`` (gauge): records running now.
 - ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES.
 - ``jobservice_workers`` (gauge): workers consuming any of TASKS_QUEUES that answered a
@@ -50,11 +49,11 @@ from prometheus_client.metrics_core import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-from operations import metrics
+from operations import metrics, tallies
 from operations.broker_census import broker_census
+from operations.tallies import TASK_DURATION_BUCKETS
+from tasks_app.models import TaskStatus
 
-# Seconds; task types run from well under a second to the 960 s limit of documents.
-TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600]
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 HTTP_REQUESTS = Counter(
@@ -73,13 +72,15 @@ class TaskRecordCollector:
     """Task, queue and worker metrics, read from the database and broker at each collect."""
 
     def collect(self):
+        tallies.tally_advance_if_due()
+        totals = tallies.finished_totals()
         finished = CounterMetricFamily(
             "jobservice_tasks_finished",
-            "Finished task records in the database by final status (retention lowers it).",
+            "Task records finished, by final status (records deleted by retention included).",
             labels=["task_type", "status"],
         )
-        for row in metrics.task_finished_counts():
-            finished.add_metric([row["task_type"], row["status"]], row["count"])
+        for total in totals:
+            finished.add_metric([total.task_type, total.status], total.count)
         yield finished
 
         durations = HistogramMetricFamily(
@@ -87,10 +88,15 @@ class TaskRecordCollector:
             "How long succeeded task records ran, in seconds (their last attempt).",
             labels=["task_type"],
         )
-        for row in metrics.task_duration_histogram(buckets=TASK_DURATION_BUCKETS):
-            buckets = [(floatToGoString(bound), count) for bound, count in row["le"].items()]
-            buckets.append(("+Inf", row["count"]))
-            durations.add_metric([row["task_type"]], buckets, sum_value=row["sum"])
+        for total in totals:
+            if total.status != TaskStatus.SUCCEEDED or not total.timed_count:
+                continue
+            buckets = [
+                (floatToGoString(bound), total.duration_buckets.get(str(bound), 0))
+                for bound in TASK_DURATION_BUCKETS
+            ]
+            buckets.append(("+Inf", total.timed_count))
+            durations.add_metric([total.task_type], buckets, sum_value=total.duration_seconds_sum)
         yield durations
 
         yield GaugeMetricFamily(
