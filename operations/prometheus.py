@@ -11,10 +11,12 @@ truth, so every scrape reads them, whichever gunicorn worker answers it:
 - ``jobservice_task_duration_seconds{task_type}`` (histogram): how long succeeded
   records ran (their last attempt), from the same tally.
 - ``jobservice_tasks_running`` (gauge): records running now.
-- ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES.
+- ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES,
+  asked at each scrape.
 - ``jobservice_workers`` (gauge): workers consuming any of TASKS_QUEUES that answered a
-  ping. Both come from the census of broker_census.broker_census, taken at most once per
-  OPS_WORKER_CENSUS_SECONDS for all processes, so a scrape rarely waits for a ping.
+  ping, from the last census of broker_census.broker_census that any process took (the
+  health snapshots take one every minute; it is kept 10 x OPS_WORKER_CENSUS_SECONDS). A
+  scrape takes one only when there is none, so it rarely waits out the ping.
   When the broker cannot be asked, the queue and worker samples are left out rather
   than reported as 0; alert on ``absent(jobservice_workers)`` too.
 
@@ -39,6 +41,7 @@ import os
 import time
 
 from django.conf import settings
+from django.core.cache import cache
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
@@ -50,8 +53,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from operations import metrics, tallies
-from operations.broker_census import broker_census
+from operations.broker_census import BrokerFacts, broker_census, broker_census_cache_key
 from operations.tallies import TASK_DURATION_BUCKETS
+from tasks_app.broker import broker_queue_sizes
 from tasks_app.models import TaskStatus
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -103,11 +107,14 @@ class TaskRecordCollector:
             "jobservice_tasks_running", "Task records running now.", metrics.tasks_running_count()
         )
 
-        census = broker_census(queues=list(settings.TASKS_QUEUES))
+        queues = list(settings.TASKS_QUEUES)
+        census = _census_without_waiting(queues=queues)
+        # Asked now (one connection, a length per queue), unless the census found no broker.
+        sizes = census.queue_sizes if census.error else broker_queue_sizes(queues=queues)
         depths = GaugeMetricFamily(
             "jobservice_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
         )
-        for queue, depth in census.queue_sizes.items():
+        for queue, depth in sizes.items():
             if depth is not None:
                 depths.add_metric([queue], depth)
         yield depths
@@ -117,6 +124,22 @@ class TaskRecordCollector:
             yield GaugeMetricFamily(
                 "jobservice_workers", "Celery workers that answered a ping.", len(workers)
             )
+
+
+def _census_without_waiting(*, queues: list[str]) -> BrokerFacts:
+    """The census another process shared (health's snapshots take one every minute), else
+    a new one. broker_census takes a new one once per OPS_WORKER_CENSUS_SECONDS, waiting
+    out the workers' ping (OPS_WORKER_PING_TIMEOUT, 1 s): with scrapes further apart than
+    that, every scrape waited for it."""
+    if settings.OPS_WORKER_CENSUS_SECONDS > 0:
+        try:
+            shared = cache.get(broker_census_cache_key(queues=queues))
+        # Cache backends have no common error class (redis, database, memcached errors).
+        except Exception:
+            shared = None
+        if shared is not None:
+            return shared
+    return broker_census(queues=queues)
 
 
 def metrics_exposition(*, accept: str) -> tuple[bytes, str]:

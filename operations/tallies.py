@@ -22,6 +22,9 @@ its transaction commits: a record that commits after the mark passed its ``finis
 never counted. That takes a commit minutes late, or a worker's clock minutes slow; the
 counters then miss the record, but still never go down. Records deleted in other ways (a
 user deleted with their tasks) leave the counters if they finished after the mark.
+
+Records are counted by ``finished_at``, which every move to a final status sets
+(transitions.task_finish); one without it would never be counted once there is a mark.
 """
 
 from dataclasses import dataclass, field
@@ -87,10 +90,8 @@ def finished_totals() -> list[FinishedTotal]:
                 }
             )
         since = _finished()
-        if mark.counted_until is not None:  # never finished_at: counted here, not tallied
-            since = since.filter(
-                Q(finished_at__gte=mark.counted_until) | Q(finished_at__isnull=True)
-            )
+        if mark.counted_until is not None:
+            since = since.filter(finished_at__gte=mark.counted_until)
         for counts in _counts(since):
             key = (counts["task_type"], counts["status"])
             totals.setdefault(key, FinishedTotal(*key)).add(counts)

@@ -217,6 +217,30 @@ def test_scrapes_within_the_census_interval_share_one_census(staff, workers, set
     cache.delete_many([key, key + ":taken"])
 
 
+def test_a_scrape_takes_no_census_while_another_one_is_shared_and_asks_depths_live(
+    staff, workers, settings, queue_with_messages, monkeypatch
+):
+    settings.OPS_WORKER_CENSUS_SECONDS = 60
+    busy = queue_with_messages(1)
+    settings.TASKS_QUEUES = [busy]
+    key = broker_census.broker_census_cache_key(queues=settings.TASKS_QUEUES)
+    cache.delete_many([key, key + ":taken"])
+    workers({"a@h": [busy]})
+    assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 1
+    # The census interval is over, but one is still shared: no ping (it waits out its timeout).
+    cache.delete(key + ":taken")
+    monkeypatch.setattr(Inspect, "active_queues", lambda self: pytest.fail("pinged"))
+    for _ in range(2):
+        current_app.send_task("tests.never_run", queue=busy)
+
+    families = scrape(staff)
+
+    assert value(families, "jobservice_workers", "jobservice_workers") == 1
+    depths = {s.labels["queue"]: s.value for s in families["jobservice_queue_depth"].samples}
+    assert depths == {busy: 3}
+    cache.delete_many([key, key + ":taken"])
+
+
 def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(staff):
     finished_task("succeeded")
 

@@ -25,12 +25,12 @@ def finished(task_type=SLEEP, status="succeeded", *, ago: timedelta, ran: float 
 
 @pytest.fixture
 def history():
-    """Records finished a day, an hour and a minute ago, and one never stamped."""
+    """Records finished a day, two hours, an hour and a minute ago."""
     for ago, ran in [(timedelta(days=1), 0.3), (timedelta(hours=1), 45), (timedelta(minutes=1), 2)]:
         finished(ago=ago, ran=ran)
         finished(COUNT, "failed", ago=ago)
     finished(ago=timedelta(hours=2), ran=None)  # succeeded without a start: no duration
-    TaskRecordFactory(task_type=COUNT, status="cancelled", finished_at=None)
+    finished(COUNT, "cancelled", ago=timedelta(minutes=2), ran=None)
     TaskRecordFactory(status="running")  # not finished: never counted
 
 
