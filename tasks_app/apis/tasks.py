@@ -93,6 +93,30 @@ class TaskRecordOutputSerializer(serializers.ModelSerializer):
         "cancel_requested_at",
     )
 
+    def to_representation(self, record: TaskRecord) -> dict:
+        # DRF's generic loop (reading each field through its source, with a check for
+        # callables) cost more than the values' own conversion: a third of a list page.
+        # The same fields read directly; test_apis checks it against the generic loop.
+        as_time = self.fields["created_at"].to_representation  # ISO 8601, Z for UTC
+        return {
+            "id": str(record.id),
+            "task_type": record.task_type,
+            "status": record.status,
+            "owner": self.get_owner(record),
+            "queue": record.queue,
+            "priority": record.priority,
+            "input": record.input,
+            "progress": record.progress,
+            "result": record.result,
+            "error": self.get_error(record),
+            "attempts": record.attempts,
+            "created_at": as_time(record.created_at),
+            "started_at": as_time(record.started_at),
+            "finished_at": as_time(record.finished_at),
+            "cancel_requested_at": as_time(record.cancel_requested_at),
+            "links": self.get_links(record),
+        }
+
     def get_owner(self, record: TaskRecord) -> str:
         return record.owner.get_username()
 
