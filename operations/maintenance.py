@@ -135,7 +135,9 @@ def task_records_prune(*, now: datetime | None = None) -> dict:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.OPS_TASK_RETENTION_DAYS)
-    counted_until = tallies.tally_advance(until=now - tallies.TALLY_GRACE)
+    # Never ahead of the clock, whatever ``now`` says: records finishing later would fall
+    # behind the mark, and never be counted.
+    counted_until = tallies.tally_advance(until=min(now, timezone.now()) - tallies.TALLY_GRACE)
     # Served by the (status, finished_at) index.
     expired = (
         TaskRecord.objects.finished()

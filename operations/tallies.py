@@ -100,7 +100,10 @@ def finished_totals() -> list[FinishedTotal]:
 
 def tally_advance(*, until: datetime) -> datetime | None:
     """Count the records finished before ``until`` into the tally and put the mark there,
-    unless it is there already. Returns the mark: what finished before it is counted."""
+    unless it is there already. Returns the mark: what finished before it is counted.
+
+    ``until`` at least TALLY_GRACE behind the clock: what finishes later, behind the mark,
+    is never counted."""
     with transaction.atomic():
         mark = _mark_locked()
         if mark.counted_until is not None and mark.counted_until >= until:

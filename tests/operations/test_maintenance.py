@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
 from documents.models import Document
-from operations import maintenance
+from operations import maintenance, tallies
 from operations import tasks as operations_tasks
 from operations.maintenance import maintenance_run
 from operations.models import MaintenanceLock, MaintenanceRun, TaskTally, TaskTallyMark
@@ -177,6 +177,15 @@ def test_retention_tallies_what_it_deletes_and_keeps_what_finished_after_the_tal
     tally = TaskTally.objects.get(task_type=tallied.task_type, status=TaskStatus.SUCCEEDED)
     assert tally.count == 1
     assert TaskTallyMark.objects.get().counted_until < just_now.finished_at
+
+
+def test_retention_for_a_later_date_never_puts_the_tally_ahead_of_the_clock():
+    finished_task(days_ago=100)
+
+    counts = maintenance.task_records_prune(now=timezone.now() + timedelta(days=365))
+
+    assert counts["deleted"] == 1
+    assert TaskTallyMark.objects.get().counted_until <= timezone.now() - tallies.TALLY_GRACE
 
 
 def test_a_batch_reads_only_the_keys_of_the_records_it_deletes():
