@@ -37,6 +37,7 @@ os.environ.setdefault("DJANGO_VAR_DIR", tempfile.mkdtemp(prefix="bench-"))
 os.environ.setdefault("API_SUBMIT_RATE", "1000000/min")  # measure the path, not the limiter
 
 
+from bench.web import start_relay  # noqa: E402
 from tests.documents.samples import make_pdf  # noqa: E402
 
 # The machine is shared and noisy: each figure is the best of this many runs.
@@ -69,16 +70,6 @@ def start_worker(log_path: Path) -> subprocess.Popen:
     )
     time.sleep(4)  # start-up; the upload below waits in the queue if it is not ready yet
     return worker
-
-
-def start_relay(log_path: Path) -> subprocess.Popen:
-    """The Procfile's relay: it publishes the uploads' tasks, as shipped."""
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "tasks_relay"],
-        cwd=ROOT,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def raw_extraction(path: Path) -> tuple[float, float]:

@@ -32,9 +32,7 @@ import http.client
 import json
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -43,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.scratch import scratch_var_dir  # noqa: E402  (needs the path above)
+from bench.web import free_port, percentile, start_relay, start_web, stop_web  # noqa: E402
 
 scratch_var_dir()
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
@@ -62,39 +61,6 @@ ENDPOINTS = {
     "submit-users": ("/api/v1/tasks/", SLEEP),
     "batch": ("/api/v1/tasks/batch/", {"tasks": [SLEEP] * BATCH_SIZE}),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_web(port: int) -> subprocess.Popen:
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    # As in the Procfile, with the access log written (and thrown away) as it would be.
-    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
-    command += ["--access-logfile", "-", "--no-control-socket"]
-    web = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return web
-        except OSError:
-            time.sleep(0.2)
-    web.kill()
-    raise SystemExit("gunicorn did not start within 30 s")
-
-
-def start_relay() -> subprocess.Popen:
-    """The Procfile's relay, publishing what the submits commit, as shipped."""
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "tasks_relay"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def drive(port: int, path: str, body: dict, *, tokens: list, seconds: float, connections: int):
@@ -172,9 +138,9 @@ def measure(*, users, tokens: list, seconds: float, connections: int) -> tuple[d
             connection.close()
         wait_for_the_relay(TaskRecord.objects.filter(owner__in=users))
     finally:
-        for process in (web, relay):
-            process.terminate()
-            process.wait(timeout=30)
+        stop_web(web)
+        relay.terminate()
+        relay.wait(timeout=30)
     return results, publish_delays
 
 
@@ -184,10 +150,6 @@ def wait_for_the_relay(records, timeout: float = 120) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("the relay did not publish every submit within {timeout} s")
         time.sleep(0.1)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    return values[max(0, int(len(values) * fraction) - 1)]
 
 
 def main() -> None:

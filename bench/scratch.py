@@ -1,5 +1,6 @@
-"""What the bench scripts share: Django set up with a migrated database, and a scratch user
-whose tasks, result rows and queued messages are removed when the bench ends."""
+"""What the bench scripts share: Django set up with a migrated database, a scratch user
+whose tasks, result rows and queued messages are removed when the bench ends, and for
+benchmarks that fill a database of their own, a scratch PostgreSQL database."""
 
 import atexit
 import os
@@ -7,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 
 def scratch_var_dir() -> None:
@@ -15,6 +17,40 @@ def scratch_var_dir() -> None:
         folder = tempfile.mkdtemp(prefix="bench-")
         os.environ["DJANGO_VAR_DIR"] = folder
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
+@contextmanager
+def scratch_database(suffix: str) -> Iterator[str]:
+    """A PostgreSQL database of the bench's own, on the server of DATABASE_URL, dropped at the end.
+
+    Meanwhile DATABASE_URL names it, for this process and the ones it starts; call this
+    before Django is set up. Without a PostgreSQL DATABASE_URL it refuses to run: what such
+    a bench measures (plans on a million rows) means nothing on the embedded SQLite.
+    """
+    import psycopg
+
+    url = os.environ.get("DATABASE_URL", "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise SystemExit(
+            "This benchmark needs PostgreSQL: set DATABASE_URL=postgres://… (it creates a "
+            "scratch database next to the one named there and drops it at the end)."
+        )
+    name = f"{parts.path.lstrip('/') or 'postgres'}_{suffix}"
+    server = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
+    try:
+        yield name
+    finally:
+        os.environ["DATABASE_URL"] = url
+        import django.db
+
+        django.db.connections.close_all()
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

@@ -91,8 +91,12 @@ def _render(request, document: Document, **kwargs) -> Response:
 
 
 class DocumentFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=DocumentStatus.choices)
-    kind = django_filters.MultipleChoiceFilter(choices=[(k.value, k.value) for k in DocumentKind])
+    # distinct=False: one status and kind per row, so ``IN (…)`` repeats none; DISTINCT
+    # would sort every match on all its columns before the page.
+    status = django_filters.MultipleChoiceFilter(choices=DocumentStatus.choices, distinct=False)
+    kind = django_filters.MultipleChoiceFilter(
+        choices=[(k.value, k.value) for k in DocumentKind], distinct=False
+    )
 
     class Meta:
         model = Document

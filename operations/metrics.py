@@ -1,4 +1,5 @@
-"""Aggregate reads of task records, for GET /api/v1/tasks/metrics and GET /metrics.
+"""Aggregate reads of task records, for GET /api/v1/tasks/metrics and GET /metrics (whose
+finished counters come from operations/tallies.py).
 
 Everything is counted in the database with a fixed number of queries, however many
 records there are: counts are ``GROUP BY`` queries, percentiles are PostgreSQL's
@@ -134,44 +135,6 @@ def task_durations_by_type(*, records: QuerySet[TaskRecord]) -> dict[str, dict]:
                 row[name] = _percentile_by_offset(of_type, count=row["count"], fraction=fraction)
         durations[row["task_type"]] = {name: _seconds(row[name]) for name in (*PERCENTILES, "max")}
     return durations
-
-
-def task_finished_counts() -> list[dict]:
-    """Finished records of all time (what retention left): task_type, status, count."""
-    return list(
-        TaskRecord.objects.finished()
-        .values("task_type", "status")
-        .annotate(count=Count("id"))
-        .order_by("task_type", "status")
-    )
-
-
-def task_duration_histogram(*, buckets: list[float]) -> list[dict]:
-    """Succeeded records of all time per task type: count, sum of durations in seconds,
-    and in ``le`` how many took at most each bucket's seconds. One query.
-    """
-    bucket_counts = {
-        f"le_{index}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
-        for index, bound in enumerate(buckets)
-    }
-    rows = (
-        TaskRecord.objects.filter(
-            status=TaskStatus.SUCCEEDED, started_at__isnull=False, finished_at__isnull=False
-        )
-        .annotate(duration=DURATION)
-        .values("task_type")
-        .annotate(count=Count("id"), total=Sum("duration"), **bucket_counts)
-        .order_by("task_type")
-    )
-    return [
-        {
-            "task_type": row["task_type"],
-            "count": row["count"],
-            "sum": row["total"].total_seconds(),
-            "le": {bound: row[f"le_{index}"] for index, bound in enumerate(buckets)},
-        }
-        for row in rows
-    ]
 
 
 def tasks_running_count() -> int:

@@ -60,3 +60,46 @@ class MaintenanceLock(models.Model):
 
     def __str__(self) -> str:
         return self.job
+
+
+class TaskTally(models.Model):
+    """Finished task records of one task type and final status that finished before the
+    mark (``TaskTallyMark``), counted: they stay counted when retention deletes them.
+
+    The Prometheus counters are this plus the records finished since the mark
+    (operations/tallies.py). Written only while the mark's row is locked.
+    """
+
+    task_type = models.CharField(max_length=100)
+    status = models.CharField(max_length=20)
+    count = models.PositiveBigIntegerField(default=0)
+    # Of the succeeded ones with a start and a finish: how many, how long they ran in all,
+    # and how many ran at most each bucket's seconds ({"0.1": 3, "0.5": 7, …}, cumulative).
+    timed_count = models.PositiveBigIntegerField(default=0)
+    duration_seconds_sum = models.FloatField(default=0.0)
+    duration_buckets = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task_type", "status"], name="task_tally_type_status")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_type} {self.status}: {self.count}"
+
+
+class TaskTallyMark(models.Model):
+    """How far ``TaskTally`` has counted: the records finished before ``counted_until``.
+
+    One row (id 1); its lock is what keeps two advances, or an advance and a read, apart.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    # None: nothing counted yet; every finished record is still to count.
+    counted_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="task_tally_mark_one")]
+
+    def __str__(self) -> str:
+        return f"tasks counted until {self.counted_until}"

@@ -5,17 +5,18 @@ Task metrics (``TaskRecordCollector``) are never counted in a process. Web and w
 processes come and go, and each would count only its own share; the records are the
 truth, so every scrape reads them, whichever gunicorn worker answers it:
 
-- ``jobservice_tasks_finished_total{task_type, status}`` (counter): finished records by
-  final status. Retention (OPS_TASK_RETENTION_DAYS) deletes old records, so this drops
-  when it runs, and Prometheus takes a drop for a counter reset: ``increase()`` and
-  ``rate()`` over a range that holds a retention run overstate it by about what is left.
+- ``jobservice_tasks_finished_total{task_type, status}`` (counter): records finished, by
+  final status. Those that finished more than a few minutes ago come from a tally
+  (operations/tallies.py) that retention does not lower: the counter never goes down.
 - ``jobservice_task_duration_seconds{task_type}`` (histogram): how long succeeded
-  records ran (their last attempt). Retention shrinks it in the same way.
+  records ran (their last attempt), from the same tally.
 - ``jobservice_tasks_running`` (gauge): records running now.
-- ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES.
+- ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES,
+  asked at each scrape.
 - ``jobservice_workers`` (gauge): workers consuming any of TASKS_QUEUES that answered a
-  ping. Both come from the census of broker_census.broker_census, taken at most once per
-  OPS_WORKER_CENSUS_SECONDS for all processes, so a scrape rarely waits for a ping.
+  ping, from the last census of broker_census.broker_census that any process took (the
+  health snapshots take one every minute; it is kept 10 x OPS_WORKER_CENSUS_SECONDS). A
+  scrape takes one only when there is none, so it rarely waits out the ping.
   When the broker cannot be asked, the queue and worker samples are left out rather
   than reported as 0; alert on ``absent(jobservice_workers)`` too.
 
@@ -40,6 +41,7 @@ import os
 import time
 
 from django.conf import settings
+from django.core.cache import cache
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
@@ -50,11 +52,12 @@ from prometheus_client.metrics_core import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-from operations import metrics
-from operations.broker_census import broker_census
+from operations import metrics, tallies
+from operations.broker_census import BrokerFacts, broker_census, broker_census_cache_key
+from operations.tallies import TASK_DURATION_BUCKETS
+from tasks_app.broker import broker_queue_sizes
+from tasks_app.models import TaskStatus
 
-# Seconds; task types run from well under a second to the 960 s limit of documents.
-TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600]
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 HTTP_REQUESTS = Counter(
@@ -73,13 +76,15 @@ class TaskRecordCollector:
     """Task, queue and worker metrics, read from the database and broker at each collect."""
 
     def collect(self):
+        tallies.tally_advance_if_due()
+        totals = tallies.finished_totals()
         finished = CounterMetricFamily(
             "jobservice_tasks_finished",
-            "Finished task records in the database by final status (retention lowers it).",
+            "Task records finished, by final status (records deleted by retention included).",
             labels=["task_type", "status"],
         )
-        for row in metrics.task_finished_counts():
-            finished.add_metric([row["task_type"], row["status"]], row["count"])
+        for total in totals:
+            finished.add_metric([total.task_type, total.status], total.count)
         yield finished
 
         durations = HistogramMetricFamily(
@@ -87,21 +92,29 @@ class TaskRecordCollector:
             "How long succeeded task records ran, in seconds (their last attempt).",
             labels=["task_type"],
         )
-        for row in metrics.task_duration_histogram(buckets=TASK_DURATION_BUCKETS):
-            buckets = [(floatToGoString(bound), count) for bound, count in row["le"].items()]
-            buckets.append(("+Inf", row["count"]))
-            durations.add_metric([row["task_type"]], buckets, sum_value=row["sum"])
+        for total in totals:
+            if total.status != TaskStatus.SUCCEEDED or not total.timed_count:
+                continue
+            buckets = [
+                (floatToGoString(bound), total.duration_buckets.get(str(bound), 0))
+                for bound in TASK_DURATION_BUCKETS
+            ]
+            buckets.append(("+Inf", total.timed_count))
+            durations.add_metric([total.task_type], buckets, sum_value=total.duration_seconds_sum)
         yield durations
 
         yield GaugeMetricFamily(
             "jobservice_tasks_running", "Task records running now.", metrics.tasks_running_count()
         )
 
-        census = broker_census(queues=list(settings.TASKS_QUEUES))
+        queues = list(settings.TASKS_QUEUES)
+        census = _census_without_waiting(queues=queues)
+        # Asked now (one connection, a length per queue), unless the census found no broker.
+        sizes = census.queue_sizes if census.error else broker_queue_sizes(queues=queues)
         depths = GaugeMetricFamily(
             "jobservice_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
         )
-        for queue, depth in census.queue_sizes.items():
+        for queue, depth in sizes.items():
             if depth is not None:
                 depths.add_metric([queue], depth)
         yield depths
@@ -111,6 +124,22 @@ class TaskRecordCollector:
             yield GaugeMetricFamily(
                 "jobservice_workers", "Celery workers that answered a ping.", len(workers)
             )
+
+
+def _census_without_waiting(*, queues: list[str]) -> BrokerFacts:
+    """The census another process shared (health's snapshots take one every minute), else
+    a new one. broker_census takes a new one once per OPS_WORKER_CENSUS_SECONDS, waiting
+    out the workers' ping (OPS_WORKER_PING_TIMEOUT, 1 s): with scrapes further apart than
+    that, every scrape waited for it."""
+    if settings.OPS_WORKER_CENSUS_SECONDS > 0:
+        try:
+            shared = cache.get(broker_census_cache_key(queues=queues))
+        # Cache backends have no common error class (redis, database, memcached errors).
+        except Exception:
+            shared = None
+        if shared is not None:
+            return shared
+    return broker_census(queues=queues)
 
 
 def metrics_exposition(*, accept: str) -> tuple[bytes, str]:

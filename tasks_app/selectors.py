@@ -1,28 +1,41 @@
 """Read paths of task records. Ownership is enforced here, so views cannot forget it."""
 
 import uuid
+from collections.abc import Iterable
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
 
 
-def task_list_for_user(*, user: AbstractBaseUser) -> QuerySet[TaskRecord]:
-    """The records ``user`` may see, newest first: their own, or everyone's for staff."""
+def task_list_for_user(
+    *, user: AbstractBaseUser, fields: Iterable[str] = ()
+) -> QuerySet[TaskRecord]:
+    """The records ``user`` may see, newest first: their own, or everyone's for staff.
+
+    With ``fields``, only those columns are read, and of the owner only the username: what
+    an API response shows. A page of records holds no tracebacks and error histories then,
+    which can be long and which no response shows.
+    """
     records = TaskRecord.objects.select_related("owner")
+    if fields:
+        records = records.only(*fields, f"owner__{get_user_model().USERNAME_FIELD}")
     if not user.is_staff:
         records = records.filter(owner=user)
     return records.order_by("-created_at", "-id")
 
 
-def task_get_for_user(*, user: AbstractBaseUser, task_id: str) -> TaskRecord | None:
+def task_get_for_user(
+    *, user: AbstractBaseUser, task_id: str, fields: Iterable[str] = ()
+) -> TaskRecord | None:
     """One record ``user`` may see, or None: unknown, malformed and others' ids look alike."""
     try:
         pk = uuid.UUID(str(task_id))
     except ValueError:
         return None
-    return task_list_for_user(user=user).filter(pk=pk).first()
+    return task_list_for_user(user=user, fields=fields).filter(pk=pk).first()
 
 
 def dead_letter_list() -> QuerySet[DeadLetter]:

@@ -75,7 +75,11 @@ class DeadLetterOutputSerializer(serializers.ModelSerializer):
 
 
 class DeadLetterFilter(django_filters.FilterSet):
-    resolution = django_filters.MultipleChoiceFilter(choices=DeadLetter.Resolution.choices)
+    # distinct=False: one resolution per row, so ``IN (…)`` repeats none; DISTINCT would
+    # sort every match on all its columns before the page.
+    resolution = django_filters.MultipleChoiceFilter(
+        choices=DeadLetter.Resolution.choices, distinct=False
+    )
     task_type = django_filters.CharFilter()
     owner = django_filters.CharFilter(field_name="owner__username")
 

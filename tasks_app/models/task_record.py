@@ -92,7 +92,11 @@ class TaskRecord(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="task_records"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="task_records",
+        # No index of its own: task_owner_created starts with the owner and serves it.
+        db_index=False,
     )
     task_type = models.CharField(max_length=100)
     queue = models.CharField(max_length=100)
@@ -145,11 +149,14 @@ class TaskRecord(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # "My tasks, newest first", optionally narrowed by status or type.
+            # "My tasks, newest first", optionally narrowed by status or type. Each list
+            # page reads one of these in order (the id breaks ties of created_at).
             models.Index(fields=["owner", "-created_at"], name="task_owner_created"),
             models.Index(fields=["owner", "status", "-created_at"], name="task_owner_status"),
             models.Index(fields=["owner", "task_type", "-created_at"], name="task_owner_type"),
-            # Staff lists and the sweeps (queued too long, running without heartbeat).
+            # Staff's list of every task, newest first (without it, a sort of all records).
+            models.Index(fields=["-created_at", "-id"], name="task_created"),
+            # Staff lists by status and the sweeps (queued too long, running without heartbeat).
             models.Index(fields=["status", "created_at"], name="task_status_created"),
             # Health's failure rate over a recent window, metrics, and retention.
             models.Index(fields=["status", "finished_at"], name="task_status_finished"),

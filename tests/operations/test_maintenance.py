@@ -10,14 +10,16 @@ from celery import current_app
 from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_results.models import GroupResult, TaskResult
 
 from documents.models import Document
-from operations import maintenance
+from operations import maintenance, tallies
 from operations import tasks as operations_tasks
 from operations.maintenance import maintenance_run
-from operations.models import MaintenanceLock, MaintenanceRun
+from operations.models import MaintenanceLock, MaintenanceRun, TaskTally, TaskTallyMark
 from tasks_app.broker import broker_queue_size
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
 from tests.factories import TaskRecordFactory
@@ -27,6 +29,13 @@ pytestmark = pytest.mark.django_db
 
 def ago(**delta) -> timezone.datetime:
     return timezone.now() - timedelta(**delta)
+
+
+def untimed(counts: dict) -> dict:
+    """A job's counts without its longest batch's time, which is checked for its type only."""
+    counts = dict(counts)
+    assert isinstance(counts.pop("longest_batch_seconds"), float)
+    return counts
 
 
 # --- The runner --------------------------------------------------------------------------
@@ -147,9 +156,48 @@ def test_retention_works_in_batches_and_leaves_documents_without_their_task(sett
     counts = maintenance.task_records_prune()
 
     assert (counts["deleted"], counts["batches"]) == (5, 3)
+    assert 0 <= counts["longest_batch_seconds"] < 60
     assert not TaskRecord.objects.exists()
     document.refresh_from_db()
     assert document.task is None
+
+
+def test_retention_tallies_what_it_deletes_and_keeps_what_finished_after_the_tally(settings):
+    # No retention time at all: only the tally's grace keeps the youngest record.
+    settings.OPS_TASK_RETENTION_DAYS = 0
+    tallied = finished_task(days_ago=1)
+    just_now = TaskRecordFactory(
+        status=TaskStatus.SUCCEEDED, finished_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    counts = maintenance.task_records_prune()
+
+    assert counts["deleted"] == 1
+    assert list(TaskRecord.objects.values_list("pk", flat=True)) == [just_now.pk]
+    tally = TaskTally.objects.get(task_type=tallied.task_type, status=TaskStatus.SUCCEEDED)
+    assert tally.count == 1
+    assert TaskTallyMark.objects.get().counted_until < just_now.finished_at
+
+
+def test_retention_for_a_later_date_never_puts_the_tally_ahead_of_the_clock():
+    finished_task(days_ago=100)
+
+    counts = maintenance.task_records_prune(now=timezone.now() + timedelta(days=365))
+
+    assert counts["deleted"] == 1
+    assert TaskTallyMark.objects.get().counted_until <= timezone.now() - tallies.TALLY_GRACE
+
+
+def test_a_batch_reads_only_the_keys_of_the_records_it_deletes():
+    finished_task(days_ago=100, error_traceback="Traceback …" * 1000)
+
+    with CaptureQueriesContext(connection) as captured:
+        counts = maintenance.task_records_prune()
+
+    assert counts["deleted"] == 1
+    reads = [query["sql"] for query in captured if query["sql"].startswith("SELECT")]
+    assert any("taskrecord" in sql for sql in reads)
+    assert not any("error_traceback" in sql for sql in reads)
 
 
 def test_prune_task_records_task_runs_the_job_through_the_runner():
@@ -157,14 +205,14 @@ def test_prune_task_records_task_runs_the_job_through_the_runner():
 
     result = operations_tasks.prune_task_records()
 
-    assert result == {
+    assert untimed(result) == {
         "outcome": "done",
         "deleted": 1,
         "batches": 1,
         "maintenance_runs_deleted": 0,
     }
     run = MaintenanceRun.objects.get(job="task_records_prune")
-    assert run.counts == {"deleted": 1, "batches": 1, "maintenance_runs_deleted": 0}
+    assert untimed(run.counts) == {"deleted": 1, "batches": 1, "maintenance_runs_deleted": 0}
 
 
 def test_retention_also_deletes_old_maintenance_records(settings):
@@ -198,7 +246,7 @@ def test_results_cleanup_deletes_exactly_the_expired_results(settings):
 
     assert list(TaskResult.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert list(GroupResult.objects.values_list("pk", flat=True)) == [new_group.pk]
-    assert counts == {"deleted": 3, "groups_deleted": 1, "batches": 3}
+    assert untimed(counts) == {"deleted": 3, "groups_deleted": 1, "batches": 3}
     assert operations_tasks.cleanup_results()["deleted"] == 0  # nothing left; recorded
     assert MaintenanceRun.objects.filter(job="results_cleanup", outcome="done").exists()
 
@@ -308,12 +356,16 @@ def test_dead_letter_prune_deletes_exactly_the_entries_past_retention_in_batches
     DeadLetter.objects.filter(pk__in=[letter.pk for letter in old]).update(created_at=ago(days=31))
     DeadLetter.objects.filter(pk=recent.pk).update(created_at=ago(days=29))
 
-    assert operations_tasks.prune_dead_letters() == {"outcome": "done", "deleted": 3, "batches": 2}
+    assert untimed(operations_tasks.prune_dead_letters()) == {
+        "outcome": "done",
+        "deleted": 3,
+        "batches": 2,
+    }
 
     assert list(DeadLetter.objects.values_list("pk", flat=True)) == [recent.pk]
     assert TaskRecord.objects.count() == 4  # their tasks wait for their own retention
     run = MaintenanceRun.objects.get(job="dead_letters_prune")
-    assert run.counts == {"deleted": 3, "batches": 2}
+    assert untimed(run.counts) == {"deleted": 3, "batches": 2}
 
 
 OLD_TASK_NAMES = {

@@ -15,7 +15,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from operations import broker_census
+from operations import broker_census, maintenance
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory
 
@@ -145,6 +145,33 @@ def test_duration_histogram_counts_succeeded_tasks_into_buckets(staff):
     assert value(families, family, f"{family}_sum", task_type=SLEEP) == pytest.approx(47.3)
 
 
+def test_finished_counters_never_go_down_when_retention_deletes_records(staff, settings):
+    settings.OPS_TASK_RETENTION_DAYS = 1
+    long_ago = timezone.now() - timedelta(days=3)
+    for ran in (0.3, 45):
+        TaskRecordFactory(
+            task_type=SLEEP,
+            status="succeeded",
+            started_at=long_ago,
+            finished_at=long_ago + timedelta(seconds=ran),
+        )
+    finished_task("failed")
+    before = scrape(staff)
+
+    assert maintenance.task_records_prune()["deleted"] == 2
+    finished_task("succeeded", ran=2)
+    after = scrape(staff)
+
+    assert finished_count(before, task_type=SLEEP, status="succeeded") == 2
+    assert finished_count(after, task_type=SLEEP, status="succeeded") == 3
+    assert finished_count(after, task_type=SLEEP, status="failed") == 1
+    family = "jobservice_task_duration_seconds"
+    assert value(after, family, f"{family}_count", task_type=SLEEP) == 3
+    assert value(after, family, f"{family}_sum", task_type=SLEEP) == pytest.approx(47.3)
+    sample = f"{family}_bucket"
+    assert value(after, family, sample, task_type=SLEEP, le="0.5") == 1
+
+
 def test_queue_depths_and_workers_come_from_the_broker(
     staff, workers, settings, queue_with_messages
 ):
@@ -187,6 +214,30 @@ def test_scrapes_within_the_census_interval_share_one_census(staff, workers, set
     workers({"a@h": ["default", "long"], "b@h": ["default"]})
 
     assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 1
+    cache.delete_many([key, key + ":taken"])
+
+
+def test_a_scrape_takes_no_census_while_another_one_is_shared_and_asks_depths_live(
+    staff, workers, settings, queue_with_messages, monkeypatch
+):
+    settings.OPS_WORKER_CENSUS_SECONDS = 60
+    busy = queue_with_messages(1)
+    settings.TASKS_QUEUES = [busy]
+    key = broker_census.broker_census_cache_key(queues=settings.TASKS_QUEUES)
+    cache.delete_many([key, key + ":taken"])
+    workers({"a@h": [busy]})
+    assert value(scrape(staff), "jobservice_workers", "jobservice_workers") == 1
+    # The census interval is over, but one is still shared: no ping (it waits out its timeout).
+    cache.delete(key + ":taken")
+    monkeypatch.setattr(Inspect, "active_queues", lambda self: pytest.fail("pinged"))
+    for _ in range(2):
+        current_app.send_task("tests.never_run", queue=busy)
+
+    families = scrape(staff)
+
+    assert value(families, "jobservice_workers", "jobservice_workers") == 1
+    depths = {s.labels["queue"]: s.value for s in families["jobservice_queue_depth"].samples}
+    assert depths == {busy: 3}
     cache.delete_many([key, key + ":taken"])
 
 

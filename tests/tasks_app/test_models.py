@@ -1,4 +1,5 @@
 import pytest
+from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -74,3 +75,21 @@ def test_progress_percent_is_none_without_total_and_capped_at_100():
     assert TaskRecordFactory(progress_total=None).progress_percent is None
     assert TaskRecordFactory(progress_current=3, progress_total=4).progress_percent == 75.0
     assert TaskRecordFactory(progress_current=9, progress_total=4).progress_percent == 100.0
+
+
+@pytest.mark.django_db
+def test_the_owners_lists_and_staffs_list_each_have_their_index_and_the_owner_no_other():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, TaskRecord._meta.db_table)
+    indexes = {
+        name: details["columns"]
+        for name, details in constraints.items()
+        if details["index"] and not details["primary_key"]
+    }
+
+    assert indexes["task_owner_created"] == ["owner_id", "created_at"]
+    assert indexes["task_owner_status"] == ["owner_id", "status", "created_at"]
+    assert indexes["task_owner_type"] == ["owner_id", "task_type", "created_at"]
+    assert indexes["task_created"] == ["created_at", "id"]
+    # Migration 0009 dropped the foreign key's own index: task_owner_created serves it.
+    assert ["owner_id"] not in indexes.values()
