@@ -1,7 +1,7 @@
 """How well the service is doing, for staff: the health evaluation with its reasons.
 
 ``health_evaluate`` asks workers, beat, failure rate, tasks near their time limit, queue
-backlogs, open dead letters and wedged pool processes. Each check is healthy, degraded,
+backlogs, open dead letters, wedged pool processes and the relay. Each check is healthy, degraded,
 critical or unknown, and names the numbers behind its verdict; the worst one is the
 overall. /api/v1/tasks/health shows it, beat's snapshots (alerts.py) store it.
 
@@ -72,6 +72,7 @@ def health_evaluate(
         _time_limit_check(now=now),
         _dead_letters_check(),
         _pool_stalls_check(now=now),
+        _relay_check(now=now),
     ]
     status = max((check.status for check in checks), key=SEVERITY.index)
     return HealthReport(status=status, checks=checks, checked_at=now)
@@ -241,3 +242,24 @@ def _pool_stalls_check(*, now: datetime) -> CheckOutcome:
     if count:
         return CheckOutcome("pool_stalls", HealthStatus.DEGRADED, message, numbers)
     return CheckOutcome("pool_stalls", HealthStatus.HEALTHY, message, numbers)
+
+
+def _relay_check(*, now: datetime) -> CheckOutcome:
+    """Submitted tasks wait in the outbox until the relay publishes them: a relay that is
+    down or behind shows as an old outbox (its partial index keeps this read small)."""
+    limit = settings.OPS_RELAY_LAG_SECONDS
+    outbox = TaskRecord.objects.outbox().aggregate(waiting=Count("pk"), oldest=Min("created_at"))
+    age = (now - outbox["oldest"]).total_seconds() if outbox["oldest"] else 0.0
+    numbers = {
+        "waiting": outbox["waiting"],
+        "oldest_seconds": round(age),
+        "lag_after_seconds": limit,
+    }
+    message = f"{outbox['waiting']} submitted tasks wait to be published"
+    if age <= limit:
+        return CheckOutcome("relay", HealthStatus.HEALTHY, message, numbers)
+    message += (
+        f", the oldest for {age:.0f} s: is the relay running (manage.py tasks_relay)? "
+        "Reconciliation publishes them meanwhile, at each of its runs"
+    )
+    return CheckOutcome("relay", HealthStatus.DEGRADED, message, numbers)

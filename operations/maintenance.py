@@ -28,7 +28,7 @@ from django_celery_results.models import GroupResult, TaskResult
 from documents.models import Document
 from operations import tallies
 from operations.models import MaintenanceLock, MaintenanceRun
-from tasks_app.models import DeadLetter, TaskRecord
+from tasks_app.models import DeadLetter, TaskBatch, TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,10 @@ def task_records_prune(*, now: datetime | None = None) -> dict:
         outcome=MaintenanceRun.Outcome.RUNNING
     )
     counts["maintenance_runs_deleted"] = _delete_in_batches(old_runs)["deleted"]
+    # A batch submit's list of tasks serves only its Idempotency-Key, for the key's TTL.
+    replayable_since = now - timedelta(seconds=settings.TASKS_IDEMPOTENCY_TTL_SECONDS)
+    old_batches = TaskBatch.objects.filter(created_at__lt=replayable_since)
+    counts["task_batches_deleted"] = _delete_in_batches(old_batches)["deleted"]
     return counts
 
 

@@ -77,6 +77,8 @@ OPS_QUEUE_BACKLOG_WARNING = env.int("OPS_QUEUE_BACKLOG_WARNING", default=1000)
 OPS_DEAD_LETTERS_WARNING = env.int("OPS_DEAD_LETTERS_WARNING", default=50)
 # Beat counts as alive (in /api/v1/tasks/health) while it sent a periodic task this recently.
 OPS_BEAT_STALE_SECONDS = env.int("OPS_BEAT_STALE_SECONDS", default=180)
+# Health is degraded when a submitted task has waited this long for the relay to publish it.
+OPS_RELAY_LAG_SECONDS = env.int("OPS_RELAY_LAG_SECONDS", default=30)
 # How long a worker has to answer the health ping.
 OPS_WORKER_PING_TIMEOUT = env.float("OPS_WORKER_PING_TIMEOUT", default=1.0)
 # The workers and queue sizes are asked at most this often, for every process together

@@ -658,3 +658,23 @@ def test_beat_task_records_a_snapshot(workers):
 
     assert record_health_snapshot() == "healthy"
     assert HealthSnapshot.objects.get().status == "healthy"
+
+
+def test_a_task_waiting_past_the_relay_lag_degrades_naming_the_relay(staff_api, workers, settings):
+    settings.OPS_RELAY_LAG_SECONDS = 30
+    TaskRecordFactory(status=TaskStatus.QUEUED, created_at=timezone.now() - timedelta(seconds=5))
+    TaskRecordFactory(  # published: its message is in the broker, not the relay's business
+        status=TaskStatus.QUEUED,
+        created_at=timezone.now() - timedelta(minutes=10),
+        dispatched_at=timezone.now() - timedelta(minutes=10),
+    )
+
+    assert staff_api.get(TASK_HEALTH).json()["status"] == "healthy"
+
+    TaskRecordFactory(status=TaskStatus.QUEUED, created_at=timezone.now() - timedelta(seconds=95))
+    body = staff_api.get(TASK_HEALTH).json()
+
+    assert body["status"] == "degraded"
+    relay = reasons_by_check(body)["relay"]
+    assert relay["numbers"]["waiting"] == 2 and relay["numbers"]["oldest_seconds"] >= 95
+    assert "manage.py tasks_relay" in relay["message"]

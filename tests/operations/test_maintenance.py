@@ -21,7 +21,7 @@ from operations import tasks as operations_tasks
 from operations.maintenance import maintenance_run
 from operations.models import MaintenanceLock, MaintenanceRun, TaskTally, TaskTallyMark
 from tasks_app.broker import broker_queue_size
-from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
+from tasks_app.models import DeadLetter, TaskBatch, TaskRecord, TaskStatus
 from tests.factories import TaskRecordFactory
 
 pytestmark = pytest.mark.django_db
@@ -200,19 +200,19 @@ def test_a_batch_reads_only_the_keys_of_the_records_it_deletes():
     assert not any("error_traceback" in sql for sql in reads)
 
 
-def test_prune_task_records_task_runs_the_job_through_the_runner():
+def test_prune_task_records_task_runs_the_job_through_the_runner(user):
     finished_task(days_ago=1000)
+    TaskBatch.objects.create(owner=user, created_at=timezone.now() - timedelta(days=2))
+    kept = TaskBatch.objects.create(owner=user)  # its Idempotency-Key may still be replayed
 
     result = operations_tasks.prune_task_records()
 
-    assert untimed(result) == {
-        "outcome": "done",
-        "deleted": 1,
-        "batches": 1,
-        "maintenance_runs_deleted": 0,
-    }
+    expected = {"deleted": 1, "batches": 1, "maintenance_runs_deleted": 0}
+    expected["task_batches_deleted"] = 1
+    assert untimed(result) == {"outcome": "done", **expected}
     run = MaintenanceRun.objects.get(job="task_records_prune")
-    assert untimed(run.counts) == {"deleted": 1, "batches": 1, "maintenance_runs_deleted": 0}
+    assert untimed(run.counts) == expected
+    assert list(TaskBatch.objects.all()) == [kept]
 
 
 def test_retention_also_deletes_old_maintenance_records(settings):
