@@ -1,7 +1,7 @@
 import logging
 import time
 
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 from rest_framework.permissions import SAFE_METHODS
@@ -45,18 +45,20 @@ class SubmitRateThrottle(ScopedRateThrottle):
         window = int(now // self.duration)
         self._seconds_left = (window + 1) * self.duration - now
         window_key = f"{key}:{window}"
-        if isinstance(self.cache, RedisCache):
-            return self._count_in_redis(window_key)
+        # The backend itself: ``cache`` is a proxy that isinstance cannot see through.
+        backend = caches[DEFAULT_CACHE_ALIAS]
+        if isinstance(backend, RedisCache):
+            return self._count_in_redis(backend, window_key)
         with transaction.atomic():
-            self.cache.add(window_key, 0, timeout=self.duration + 1)
-            return self.cache.incr(window_key)
+            backend.add(window_key, 0, timeout=self.duration + 1)
+            return backend.incr(window_key)
 
-    def _count_in_redis(self, window_key: str) -> int:
+    def _count_in_redis(self, backend: RedisCache, window_key: str) -> int:
         """One round trip, where Django's add and incr take three (SET NX, EXISTS, INCR):
         a throttle runs on every submit. Reaches for the cache's Redis client, which
         Django's RedisCache keeps in ``_cache``; the key is the one Django would use."""
-        key = self.cache.make_and_validate_key(window_key)
-        pipeline = self.cache._cache.get_client(key, write=True).pipeline()
+        key = backend.make_and_validate_key(window_key)
+        pipeline = backend._cache.get_client(key, write=True).pipeline()
         pipeline.set(key, 0, nx=True, ex=int(self.duration) + 1)
         pipeline.incr(key)
         return pipeline.execute()[1]
