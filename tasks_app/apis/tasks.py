@@ -155,6 +155,30 @@ class TaskFilter(django_filters.FilterSet):
         fields = ["status", "task_type"]
 
 
+def _idempotency_key_header(what_a_repeat_gets: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        description=f"Repeat a submission safely: {what_a_repeat_gets}. "
+        f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control characters.",
+        pattern=r"^[^\x00-\x1f\x7f]{0,255}$",
+    )
+
+
+def _idempotency_key_reused(what: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        ErrorSerializer, description=f"The Idempotency-Key was used before for a different {what}."
+    )
+
+
+def _replay_headers(replayed: bool | None) -> dict[str, str]:
+    """``Idempotent-Replayed`` when the client sent a key (``replayed`` is None without)."""
+    if replayed is None:
+        return {}
+    return {"Idempotent-Replayed": "true" if replayed else "false"}
+
+
 class TaskCollectionApi(APIView):
     """GET lists the caller's tasks; POST submits a new one."""
 
@@ -238,23 +262,8 @@ class TaskCollectionApi(APIView):
             serializers=lambda: _submission_per_task_type(),
             resource_type_field_name="task_type",
         ),
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Repeat a submission safely: the same key returns the first task. "
-                f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control characters.",
-                pattern=r"^[^\x00-\x1f\x7f]{0,255}$",
-            )
-        ],
-        responses={
-            202: TaskRecordOutputSerializer,
-            422: OpenApiResponse(
-                ErrorSerializer,
-                description="The Idempotency-Key was used before for a different submission.",
-            ),
-        },
+        parameters=[_idempotency_key_header("the same key returns the first task")],
+        responses={202: TaskRecordOutputSerializer, 422: _idempotency_key_reused("submission")},
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -267,9 +276,7 @@ class TaskCollectionApi(APIView):
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         data = TaskRecordOutputSerializer(submission.record, context={"request": request}).data
-        headers = {"Location": data["links"]["self"]}
-        if submission.replayed is not None:
-            headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
+        headers = {"Location": data["links"]["self"], **_replay_headers(submission.replayed)}
         return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
@@ -356,16 +363,7 @@ class TaskBatchApi(APIView):
                 )
             },
         ),
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Repeat a batch safely: the same key returns the first batch's "
-                f"tasks. At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters, no control characters.",
-                pattern=r"^[^\x00-\x1f\x7f]{0,255}$",
-            )
-        ],
+        parameters=[_idempotency_key_header("the same key returns the first batch's tasks")],
         responses={
             202: OutputSerializer,
             400: OpenApiResponse(
@@ -373,10 +371,7 @@ class TaskBatchApi(APIView):
                 description="Nothing was submitted; ``tasks`` lists each item's errors, {} for "
                 "the items that were fine.",
             ),
-            422: OpenApiResponse(
-                ErrorSerializer,
-                description="The Idempotency-Key was used before for a different batch.",
-            ),
+            422: _idempotency_key_reused("batch"),
             429: OpenApiResponse(
                 ErrorSerializer,
                 description="The batch would pass the owner's limit of unfinished tasks.",
@@ -392,10 +387,9 @@ class TaskBatchApi(APIView):
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         data = self.OutputSerializer(submission, context={"request": request}).data
-        headers = {}
-        if submission.replayed is not None:
-            headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
+        return Response(
+            data, status=status.HTTP_202_ACCEPTED, headers=_replay_headers(submission.replayed)
+        )
 
 
 def _submission_per_task_type() -> dict[str, serializers.Serializer]:
