@@ -1,8 +1,10 @@
 """What a worker does with one delivery of a task: claim, run the body, record the outcome.
 
 The database record is the truth. Celery's own result row (django-celery-results) is
-kept in agreement: success and failure are stored by Celery itself; a cancel is stored as
-REVOKED here, since the body's ``Ignore`` leaves Celery's row alone.
+kept in agreement: a success is stored here, in the transaction that marks the record
+succeeded (one commit for both, and never one without the other); a failure or retry is
+stored by Celery itself; a cancel is stored as REVOKED here, since the body's ``Ignore``
+leaves Celery's row alone.
 
 Every write the worker makes is fenced by its attempt number: if the task was given to
 another worker meanwhile (this one was presumed dead), this one's writes change nothing.
@@ -14,9 +16,10 @@ import traceback
 from contextlib import contextmanager
 from typing import NoReturn
 
-from celery import Task
+from celery import Task, states
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.db import transaction
+from django_celery_results.models import TaskResult
 
 from tasks_app import selectors, transitions
 from tasks_app.errors import TaskCancelled
@@ -145,12 +148,54 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
     if context.completed:  # the body recorded its success itself (complete_atomically)
         logger.info("task succeeded %s", log_context)
         return result
-    if not transitions.task_mark_succeeded(task_id=task_id, result=result, attempt=attempt):
+    with transaction.atomic():
+        succeeded = transitions.task_mark_succeeded(task_id=task_id, result=result, attempt=attempt)
+        if succeeded:
+            _store_success(celery_task, task_id, result)
+    if not succeeded:
         # Cancelled while finishing: the cancel wins and the result is dropped.
         logger.info("task finished after cancel, result dropped %s", log_context)
         _store_revoked(celery_task, task_id)
     logger.info("task succeeded %s", log_context)
     return result
+
+
+def _store_success(celery_task: Task, task_id: str, result: dict | None) -> None:
+    """Write Celery's SUCCESS row as its backend would, in the caller's transaction, and tell
+    Celery not to write it again when the body returns.
+
+    One statement (an upsert: a retried task already has its RETRY row), where the backend's
+    own store is a read, then an insert in a transaction of its own.
+    """
+    request = celery_task.request
+    if request.is_eager and not celery_task.store_eager_result:
+        return  # apply() stores nothing unless asked, nor does it here
+    backend = celery_task.backend
+    content_type, content_encoding, encoded_result = backend.encode_content(result)
+    meta = {**(getattr(request, "meta", None) or {}), "children": []}  # as the backend's
+    _, _, encoded_meta = backend.encode_content(meta)
+    row = TaskResult(
+        task_id=task_id,
+        status=states.SUCCESS,
+        result=encoded_result,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        meta=encoded_meta,
+        # What CELERY_RESULT_EXTENDED adds (django-celery-results' _get_extended_properties).
+        **backend._get_extended_properties(request, None),
+    )
+    TaskResult.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["task_id"],
+        update_fields=[
+            field.name
+            for field in TaskResult._meta.concrete_fields
+            if field.name not in ("id", "task_id", "date_created", "date_started")
+        ],
+    )
+    # Read by Celery's mark_as_done for this request only: the row above is the one.
+    request.ignore_result = True
 
 
 def _skip_unclaimed(*, task_id: str, task_type: TaskType, celery_task: Task) -> NoReturn:

@@ -1,8 +1,12 @@
 """The watch beside a running task body: heartbeats, cancel and the soft time limit.
 
-A thread in the process that runs the body writes the task's heartbeat, looks at its record
-every ``TASKS_CANCEL_CHECK_SECONDS``, and stops the body when the record says it was
-cancelled *in this very attempt*, or when the task type's soft time limit has passed.
+One thread per worker process (started with its first task, kept for the process's life,
+with a database connection of its own) watches the attempt that process runs: it writes the
+task's heartbeat every ``TASKS_HEARTBEAT_SECONDS``, looks at its record every
+``TASKS_CANCEL_CHECK_SECONDS``, and stops the body when the record says it was cancelled
+*in this very attempt*, or when the task type's soft time limit has passed. The body arms the
+watch as it starts and disarms it as it ends (``watched``), two writes to memory: a task
+shorter than the check interval costs the watch no query at all.
 
 It stops the body by signalling its own process (``INTERRUPT_SIGNAL``, aimed at the main
 thread, so it also breaks a blocking call such as ``time.sleep`` or a socket read). The
@@ -20,15 +24,17 @@ watch only heartbeats; cancels are then seen at the body's own checks.
 """
 
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from tasks_app import selectors, transitions
 from tasks_app.errors import TaskCancelled
@@ -127,15 +133,16 @@ def watched(*, task_id: str, attempt: int, soft_time_limit: int | None):
         # This generator's frame, then contextlib's __enter__, then the with statement's.
         _armed_caller = sys._getframe(2)
         _armed = token
-    watch = _Watch(
+    now = time.monotonic()
+    watched_attempt = _Attempt(
         token=token,
+        started=now,
         # A limit that cannot interrupt the body is not watched at all.
-        soft_deadline=(
-            time.monotonic() + soft_time_limit if soft_time_limit and interruptible else None
-        ),
+        soft_deadline=now + soft_time_limit if soft_time_limit and interruptible else None,
         interruptible=interruptible,
     )
-    watch.start()
+    watch = _process_watch()
+    watch.arm(watched_attempt)
     try:
         if interruptible:
             with connection.execute_wrapper(_interrupt_after_query):
@@ -143,74 +150,158 @@ def watched(*, task_id: str, attempt: int, soft_time_limit: int | None):
         else:
             yield
     finally:
+        watch.disarm(watched_attempt)
         if _armed == token:
             _armed = None
         _armed_caller = None
         _requested.pop(token, None)
-        watch.stop()
 
 
-class _Watch(threading.Thread):
-    def __init__(self, *, token: tuple[str, int], soft_deadline: float | None, interruptible):
-        super().__init__(name=f"watch-{token[0]}", daemon=True)
-        self.task_id, self.attempt = token
-        self.token = token
-        self.soft_deadline = soft_deadline
-        self.interruptible = interruptible
-        self._stopped = threading.Event()
+@dataclass(eq=False)
+class _Attempt:
+    """One armed attempt, as the watch thread sees it."""
+
+    token: tuple[str, int]
+    started: float
+    soft_deadline: float | None
+    interruptible: bool
+    next_check: float = 0.0
+    next_beat: float = 0.0
+
+
+class _ProcessWatch(threading.Thread):
+    """The process's watch thread: it sleeps while no attempt is due for a look."""
+
+    def __init__(self):
+        super().__init__(name=f"task-watch-{os.getpid()}", daemon=True)
         self._main_thread_id = threading.main_thread().ident
+        self._changed = threading.Condition()
+        # Armed attempts: one in a prefork or solo process (its main thread runs the body),
+        # several in a threads pool. Written under the condition's lock, which is never held
+        # across a query.
+        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        self._wakes_at: float | None = None  # None: asleep until an attempt is armed
 
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=5)
+    def arm(self, attempt: _Attempt) -> None:
+        check_every = min(settings.TASKS_CANCEL_CHECK_SECONDS, settings.TASKS_HEARTBEAT_SECONDS)
+        attempt.next_check = attempt.started + check_every
+        attempt.next_beat = attempt.started + settings.TASKS_HEARTBEAT_SECONDS
+        with self._changed:
+            self._attempts[attempt.token] = attempt
+            # Woken only when it would sleep past this attempt's first look: a run of short
+            # tasks wakes it once per check interval, not once per task.
+            if self._wakes_at is None or _due(attempt) < self._wakes_at:
+                self._changed.notify()
+
+    def disarm(self, attempt: _Attempt) -> None:
+        with self._changed:
+            if self._attempts.get(attempt.token) is attempt:
+                del self._attempts[attempt.token]
+
+    def is_armed(self, attempt: _Attempt) -> bool:
+        return self._attempts.get(attempt.token) is attempt
 
     def run(self) -> None:
-        beat_every = settings.TASKS_HEARTBEAT_SECONDS
-        check_every = min(settings.TASKS_CANCEL_CHECK_SECONDS, beat_every)
-        next_beat = time.monotonic() + beat_every
-        try:
-            while True:
+        while True:
+            with self._changed:
                 now = time.monotonic()
-                wake_at = min(now + check_every, next_beat)
-                if self.soft_deadline is not None:
-                    wake_at = min(wake_at, self.soft_deadline)
-                if self._stopped.wait(max(0.0, wake_at - now)):
-                    return
-                now = time.monotonic()
-                if self.soft_deadline is not None and now >= self.soft_deadline:
-                    self._interrupt(SoftTimeLimitExceeded())
-                    return
-                try:
-                    if now >= next_beat:
-                        next_beat = now + beat_every
-                        still_held = transitions.task_heartbeat(
-                            task_id=self.task_id, attempt=self.attempt
-                        )
-                    else:
-                        still_held = transitions.task_is_running(
-                            task_id=self.task_id, attempt=self.attempt
-                        )
-                    if not still_held:
-                        # Finished, cancelled, or given to another worker: only a cancel
-                        # of this attempt stops the body; the others end the watch.
-                        if self.interruptible and selectors.task_was_cancelled(
-                            task_id=self.task_id, attempt=self.attempt
-                        ):
-                            self._interrupt(TaskCancelled(self.task_id))
-                        return
-                except DatabaseError:
-                    # A passing database outage must not silence the task for good;
-                    # the next round reconnects.
-                    logger.warning("task watch could not reach the database id=%s", self.task_id)
-                    connection.close()
-        finally:
-            connection.close()  # this thread's own database connection
+                dues = {attempt: _due(attempt) for attempt in self._attempts.values()}
+                due = [attempt for attempt, at in dues.items() if at <= now]
+                if not due:
+                    self._wakes_at = min((at for at in dues.values() if at != _NEVER), default=None)
+                    idle = not dues
+                    if not idle:
+                        self._changed.wait(None if self._wakes_at is None else self._wakes_at - now)
+                        continue
+                else:
+                    self._wakes_at = now  # busy: an attempt armed meanwhile is seen next round
+            if not due:
+                # Nothing to watch: give the connection back before sleeping (a database that
+                # drops idle connections, or a test database being dropped, must not wait on us).
+                connection.close()
+                with self._changed:
+                    if not self._attempts:
+                        self._changed.wait()
+                continue
+            close_old_connections()  # this thread's own connection: max age, health check
+            for attempt in due:
+                if self.is_armed(attempt):
+                    self._look_at(attempt, now)
 
-    def _interrupt(self, error: BaseException) -> None:
-        _requested[self.token] = error
+    def _look_at(self, attempt: _Attempt, now: float) -> None:
+        """The attempt is due: its soft limit, heartbeat or cancel check. Queries happen here,
+        outside the lock, so arming and disarming never wait for the database."""
+        if attempt.soft_deadline is not None and now >= attempt.soft_deadline:
+            self._stop_watching(attempt)
+            self._interrupt(attempt, SoftTimeLimitExceeded())
+            return
+        task_id, attempt_number = attempt.token
+        check_every = min(settings.TASKS_CANCEL_CHECK_SECONDS, settings.TASKS_HEARTBEAT_SECONDS)
+        attempt.next_check = now + check_every
+        try:
+            if now >= attempt.next_beat:
+                attempt.next_beat = now + settings.TASKS_HEARTBEAT_SECONDS
+                still_held = transitions.task_heartbeat(task_id=task_id, attempt=attempt_number)
+            else:
+                still_held = transitions.task_is_running(task_id=task_id, attempt=attempt_number)
+            if not still_held:
+                # Finished, cancelled, or given to another worker: only a cancel of this
+                # attempt stops the body; the others end the watch of this attempt.
+                self._stop_watching(attempt)
+                if attempt.interruptible and selectors.task_was_cancelled(
+                    task_id=task_id, attempt=attempt_number
+                ):
+                    self._interrupt(attempt, TaskCancelled(task_id))
+        except DatabaseError:
+            # A passing database outage must not silence the task for good; the next round
+            # reconnects.
+            logger.warning("task watch could not reach the database id=%s", task_id)
+            connection.close()
+
+    def _stop_watching(self, attempt: _Attempt) -> None:
+        attempt.next_check = attempt.next_beat = _NEVER
+        if attempt.soft_deadline is not None:
+            attempt.soft_deadline = _NEVER
+
+    def _interrupt(self, attempt: _Attempt, error: BaseException) -> None:
+        _requested[attempt.token] = error
         # Until the handler takes the request: it leaves it while the main thread is inside a
-        # database or broker call, and the body may end meanwhile (stop() ends the wait).
-        while not self._stopped.is_set() and self.token in _requested:
+        # database or broker call, and the body may end meanwhile (disarmed).
+        while self.is_armed(attempt) and attempt.token in _requested:
             signal.pthread_kill(self._main_thread_id, INTERRUPT_SIGNAL)
-            self._stopped.wait(INTERRUPT_RETRY_SECONDS)
-        _requested.pop(self.token, None)  # the body ended first: leave nothing behind
+            time.sleep(INTERRUPT_RETRY_SECONDS)
+        _requested.pop(attempt.token, None)  # the body ended first: leave nothing behind
+
+
+_NEVER = float("inf")
+
+
+def _due(attempt: _Attempt) -> float:
+    """When the watch next has something to do for this attempt."""
+    due = min(attempt.next_check, attempt.next_beat)
+    return due if attempt.soft_deadline is None else min(due, attempt.soft_deadline)
+
+
+_watch: _ProcessWatch | None = None
+_watch_lock = threading.Lock()
+
+
+def _process_watch() -> _ProcessWatch:
+    """This process's watch thread, started on first use (threads do not survive a fork:
+    a prefork pool process starts its own with its first task)."""
+    global _watch
+    with _watch_lock:
+        if _watch is None:
+            _watch = _ProcessWatch()
+            _watch.start()
+        return _watch
+
+
+def _forget_the_parents_watch() -> None:
+    global _watch, _watch_lock, _armed, _armed_caller
+    _watch, _watch_lock = None, threading.Lock()
+    _armed = _armed_caller = None
+    _requested.clear()
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_watch)

@@ -55,6 +55,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=1000)
 # In KiB: a child that grows past this is replaced after its current task.
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512_000)
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set; it then closes them once per this many tasks. The worker keeps its
+# connections as the web does instead: tasks_app/signals.py applies CONN_MAX_AGE and the
+# health check around each task. (A pool process is replaced after
+# CELERY_WORKER_MAX_TASKS_PER_CHILD tasks anyway.)
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

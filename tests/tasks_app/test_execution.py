@@ -158,8 +158,15 @@ def test_delivery_runs_the_body_and_stores_its_result(user):
     assert record.started_at <= record.finished_at
     assert STEPS_DONE == [1, 2]
     assert outcome.state == states.SUCCESS
-    assert celery_row(record.pk).status == states.SUCCESS
-    assert celery_row(record.pk).result == '{"steps": 2}'
+    row = celery_row(record.pk)
+    assert (row.status, row.result, row.content_type) == (
+        states.SUCCESS,
+        '{"steps": 2}',
+        "application/json",
+    )
+    # As Celery's backend writes it (CELERY_RESULT_EXTENDED), though written with the record.
+    assert (row.task_name, row.worker) == ("tests.execution.steps", socket.gethostname())
+    assert row.date_done is not None
     assert not DeadLetter.objects.exists()
 
 

@@ -1,5 +1,7 @@
 import pytest
 from django.db import connection
+from django.db.models import F, Q
+from django.utils import timezone
 
 from tasks_app.models import FINAL_STATUSES, TRANSITIONS, TaskRecord, TaskStatus
 from tests.factories import TaskRecordFactory
@@ -21,6 +23,39 @@ def test_transition_allowed_from_current_status_updates_the_row():
 
     record.refresh_from_db()
     assert (record.status, record.worker) == ("running", "w1")
+
+
+@pytest.mark.django_db
+def test_transition_returning_gives_the_row_as_the_update_left_it():
+    record = TaskRecordFactory(status=TaskStatus.QUEUED, input={"pages": [1, 2]}, attempts=2)
+    started = timezone.now()
+
+    moved = TaskRecord.objects.transition_returning(
+        pk=record.pk, to=TaskStatus.RUNNING, attempts=F("attempts") + 1, started_at=started
+    )
+
+    assert moved == TaskRecord.objects.get(pk=record.pk)  # the same row, not a copy of it
+    assert (moved.pk, moved.status, moved.attempts) == (record.pk, TaskStatus.RUNNING, 3)
+    assert moved.input == {"pages": [1, 2]}  # decoded as a SELECT would
+    assert moved.started_at == started
+    assert moved.owner_id == record.owner_id
+    assert TaskRecord.objects.get(pk=record.pk).attempts == 3
+
+
+@pytest.mark.django_db
+def test_transition_returning_refused_is_none_and_changes_nothing():
+    running = TaskRecordFactory(status=TaskStatus.RUNNING, attempts=1)
+    finished = TaskRecordFactory(status=TaskStatus.SUCCEEDED)
+
+    assert TaskRecord.objects.transition_returning(pk=finished.pk, to="running") is None
+    assert (
+        TaskRecord.objects.transition_returning(
+            pk=running.pk, to=TaskStatus.SUCCEEDED, only_if=Q(attempts=2)
+        )
+        is None
+    )
+    assert TaskRecord.objects.get(pk=finished.pk).status == TaskStatus.SUCCEEDED
+    assert TaskRecord.objects.get(pk=running.pk).status == TaskStatus.RUNNING
 
 
 @pytest.mark.django_db

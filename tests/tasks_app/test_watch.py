@@ -15,7 +15,7 @@ from celery import states
 from django.db import connection, connections
 from django_celery_results.models import TaskResult
 
-from tasks_app import services
+from tasks_app import services, transitions
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.task_types import get_task_type
 from tests.factories import UserFactory
@@ -69,3 +69,55 @@ def test_a_cancel_during_database_calls_stops_the_body_between_them(queries_task
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+@pytest.fixture
+def watch_queries(monkeypatch):
+    """The queries the watch makes, by the task id it asks about."""
+    asked = []
+
+    def spy(function):
+        def spied(*, task_id, attempt):
+            asked.append((function.__name__, task_id))
+            return function(task_id=task_id, attempt=attempt)
+
+        return spied
+
+    for name in ("task_is_running", "task_heartbeat"):
+        monkeypatch.setattr(transitions, name, spy(getattr(transitions, name)))
+    return asked
+
+
+def run(task_type: str, **task_input) -> TaskRecord:
+    record = services.task_submit(
+        owner=UserFactory(), task_type=get_task_type(task_type), input_data=task_input
+    )
+    get_task_type(task_type).celery_task.apply(args=[str(record.pk)], task_id=str(record.pk))
+    record.refresh_from_db()
+    return record
+
+
+def watch_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("task-watch-")]
+
+
+def test_short_bodies_share_the_process_watch_and_cost_it_no_query(settings, watch_queries):
+    settings.TASKS_CANCEL_CHECK_SECONDS = 1.0
+    records = [run("diagnostics.sleep", seconds=0, steps=1) for _ in range(5)]
+
+    assert [record.status for record in records] == [TaskStatus.SUCCEEDED] * 5
+    assert len(watch_threads()) == 1  # one for the process, not one per task
+    time.sleep(1.2)  # past the first check the first body would have had
+    assert watch_queries == []
+
+
+def test_the_watch_checks_and_heartbeats_a_long_body(settings, watch_queries):
+    settings.TASKS_CANCEL_CHECK_SECONDS = 0.05
+    settings.TASKS_HEARTBEAT_SECONDS = 0.2
+
+    record = run("diagnostics.block", seconds=0.7)
+
+    assert record.status == TaskStatus.SUCCEEDED
+    asked = {name for name, task_id in watch_queries if task_id == str(record.pk)}
+    assert asked == {"task_is_running", "task_heartbeat"}
+    assert record.heartbeat_at > record.started_at
