@@ -293,8 +293,40 @@ def _process_watch() -> _ProcessWatch:
     with _watch_lock:
         if _watch is None:
             _watch = _ProcessWatch()
-            _watch.start()
+            _start_deaf_to_process_signals(_watch)
         return _watch
+
+
+# Signals the kernel raises in the thread at fault; blocking them is undefined behaviour.
+_FAULT_SIGNALS = {
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGFPE,
+    signal.SIGILL,
+    signal.SIGTRAP,
+    signal.SIGSYS,
+    signal.SIGABRT,
+}
+
+
+def _start_deaf_to_process_signals(thread: threading.Thread) -> None:
+    """Start the thread with every process-directed signal blocked in it (it inherits the
+    mask of the thread that starts it, so there is no moment it could take one).
+
+    A signal sent to a process goes to any thread that does not block it. billiard's pool
+    process assumes it has one thread: at exit it blocks SIGTERM in that thread while it
+    writes its last message to the pool's shared result pipe, under a lock shared by all
+    pool processes. A second SIGTERM (a hard time limit sends them) would then be taken by
+    this thread instead, whose default action kills the process holding that lock, and
+    every pool process after it blocks on it forever: the worker receives tasks and starts
+    none. With the signals blocked here, they wait for the main thread, as billiard expects.
+    """
+    deferred = signal.valid_signals() - _FAULT_SIGNALS - {signal.SIGKILL, signal.SIGSTOP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _forget_the_parents_watch() -> None:

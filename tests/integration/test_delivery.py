@@ -93,3 +93,22 @@ def test_hard_time_limit_kills_a_task_that_ignores_the_soft_one(live):
     assert final["status"] == "timed_out"
     assert "hard time limit" in final["error"]["message"]
     assert time.monotonic() - started < 15
+
+
+def test_after_hard_time_limit_kills_the_worker_goes_on_running_tasks(live):
+    # A pool process killed at its hard time limit is replaced; the tasks that follow must
+    # start on the replacement, however often it happens.
+    for _ in range(3):
+        overrun = submit(live, "diagnostics.overrun", seconds=30, ignore_soft_limit=True)
+        final = poll(
+            live, overrun["id"], until=has_status("timed_out", "succeeded", "failed"), timeout=20
+        )
+        assert final[-1]["status"] == "timed_out"
+        followers = [submit(live, "diagnostics.sleep", seconds=0.1) for _ in range(2)]
+        for follower in followers:
+            assert (
+                poll(live, follower["id"], until=has_status("succeeded", "failed"), timeout=20)[-1][
+                    "status"
+                ]
+                == "succeeded"
+            )

@@ -7,6 +7,7 @@ with a real worker is in tests/integration/test_cancel.py. The records are commi
 their own and must see them.
 """
 
+import signal
 import threading
 import time
 
@@ -121,3 +122,25 @@ def test_the_watch_checks_and_heartbeats_a_long_body(settings, watch_queries):
     asked = {name for name, task_id in watch_queries if task_id == str(record.pk)}
     assert asked == {"task_is_running", "task_heartbeat"}
     assert record.heartbeat_at > record.started_at
+
+
+def blocked_signals(native_thread_id: int) -> set[int]:
+    """The thread's blocked signals, as the kernel reports them."""
+    with open(f"/proc/self/task/{native_thread_id}/status") as status:
+        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigBlk:"))
+    return {number + 1 for number in range(64) if mask >> number & 1}
+
+
+def test_the_watch_thread_leaves_process_signals_to_the_main_thread():
+    # billiard's pool process blocks SIGTERM in its main thread while it holds the lock of
+    # the pool's shared result pipe; a watch thread that took the signal instead would kill
+    # the process holding it, and wedge the whole pool (the hard time limit test in
+    # tests/integration/test_delivery.py shows it with a real worker).
+    main_before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    run("diagnostics.sleep", seconds=0, steps=1)
+    (watch,) = watch_threads()
+
+    blocked = blocked_signals(watch.native_id)
+    assert {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2} <= blocked
+    assert signal.SIGSEGV not in blocked  # a fault is still raised where it happens
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == main_before
