@@ -8,12 +8,11 @@ worker) changes nothing.
 """
 
 import logging
-from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import BooleanField, F, Func, Q
 from django.utils import timezone
 
 from tasks_app import admission
@@ -30,12 +29,21 @@ def task_claim(*, task_id: str, worker: str) -> TaskRecord | None:
     """Atomically take a queued or retrying record for running. None if it is not ours.
 
     A duplicate delivery, a cancelled task or a finished one all end here with None.
+
+    The claim commits without waiting for the disk. What it guards, one worker at a time,
+    is the row lock of its UPDATE, not durability; and a database crash that loses it loses
+    nothing else: the finish, which does wait, flushes the log up to and including the
+    claim, and without the finish the task runs again either way (its record back to
+    queued and redispatched, where a durable claim would have left it running until
+    recovery found it stale). A short task then waits for the disk once, as plain Celery's
+    does for its result row.
     """
     now = timezone.now()
     # One statement: the worker needs the record (input, owner, attempt) it claimed.
     return TaskRecord.objects.transition_returning(
         pk=task_id,
         to=TaskStatus.RUNNING,
+        only_if=_committed_without_waiting_for_disk(),
         worker=worker,
         started_at=now,
         heartbeat_at=now,
@@ -57,39 +65,53 @@ def task_report_progress(
     *, task_id: str, current: int, total: int | None, message: str = "", attempt: int | None = None
 ) -> bool:
     """Store progress of a running task. False means it is no longer running: stop."""
-    with _commit_without_waiting_for_disk():
-        return bool(
-            _held(task_id, attempt).update(
-                progress_current=current,
-                progress_total=total,
-                progress_message=message[:255],
-                heartbeat_at=timezone.now(),
-            )
+    return bool(
+        _unflushed(_held(task_id, attempt)).update(
+            progress_current=current,
+            progress_total=total,
+            progress_message=message[:255],
+            heartbeat_at=timezone.now(),
         )
+    )
 
 
-@contextmanager
-def _commit_without_waiting_for_disk():
-    """On PostgreSQL, commit the block's writes without waiting for the disk (an asynchronous
-    commit): a progress report then costs a round trip, not a flush of the log.
+class _CommitWithoutWaitingForDisk(Func):
+    """True, and as a side effect the statement's transaction commits asynchronously.
+
+    ``set_config(…, true)`` is ``SET LOCAL`` as an expression: part of the statement's own
+    condition, it makes an autocommitted UPDATE commit without waiting for the disk in its
+    one round trip, where ``BEGIN; SET LOCAL …; UPDATE …; COMMIT`` took four.
+    """
+
+    template = "set_config('synchronous_commit', 'off', true) = 'off'"
+    output_field = BooleanField()
+
+
+def _committed_without_waiting_for_disk() -> Q | None:
+    """On PostgreSQL, a condition for the one UPDATE of an autocommitted write that makes it
+    commit without waiting for the disk (an asynchronous commit); None elsewhere.
 
     Only for writes that a database crash may lose harmlessly: the record's progress and
-    heartbeat are a view of a running task, written again by the next report or heartbeat;
-    the database stays consistent, and loses at most the last fraction of a second. Never
-    inside a caller's transaction, whose own writes must stay durable.
+    heartbeat are a view of a running task, written again by the next report or heartbeat,
+    and a lost claim leaves the task to run again (see ``task_claim``). The database stays
+    consistent, and loses at most the last fraction of a second; the next synchronous
+    commit flushes the log up to and including these. Never inside a caller's transaction,
+    whose own writes must stay durable.
     """
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        yield
-        return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield
+        return None
+    return Q(_CommitWithoutWaitingForDisk())
+
+
+def _unflushed(records):
+    """The records, for an update committed without waiting for the disk (see above)."""
+    condition = _committed_without_waiting_for_disk()
+    return records if condition is None else records.filter(condition)
 
 
 def task_heartbeat(*, task_id: str, attempt: int | None = None) -> bool:
     """The worker still holds this running task. False: it is not running any more."""
-    return bool(_held(task_id, attempt).update(heartbeat_at=timezone.now()))
+    return bool(_unflushed(_held(task_id, attempt)).update(heartbeat_at=timezone.now()))
 
 
 def task_is_running(*, task_id: str, attempt: int | None = None) -> bool:

@@ -18,6 +18,8 @@ from datetime import timedelta
 import pytest
 from celery import states
 from celery.signals import task_retry
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 from rest_framework import serializers
@@ -400,3 +402,31 @@ def test_stale_attempt_cannot_change_a_task_given_to_another_worker(
     assert TaskRecord.objects.filter(pk=record.pk).values().get() == as_the_second_attempt_left_it
     assert not DeadLetter.objects.exists()
     assert not DiagnosticCounter.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_progress_and_heartbeat_commit_without_waiting_for_disk_in_one_statement(user):
+    # Writes a database crash may lose harmlessly (transitions.task_claim says why) must not
+    # each wait for the disk, nor take BEGIN/SET/COMMIT round trips of their own.
+    if connection.vendor != "postgresql":
+        pytest.skip("asynchronous commit is PostgreSQL's")
+    record = services.task_submit(
+        owner=user, task_type=get_task_type("diagnostics.sleep"), input_data={"seconds": 0}
+    )
+    with CaptureQueriesContext(connection) as writes:
+        claimed = transitions.task_claim(task_id=record.pk, worker="worker@host")
+        assert transitions.task_report_progress(task_id=record.pk, current=1, total=2, attempt=1)
+        assert transitions.task_heartbeat(task_id=record.pk, attempt=1)
+
+    assert claimed.status == TaskStatus.RUNNING
+    assert len(writes.captured_queries) == 3
+    assert all("set_config('synchronous_commit', 'off', true)" in query["sql"] for query in writes)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)  # local to each statement's own transaction
+
+    # Inside a caller's transaction, the caller's writes stay durable: no such condition.
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        transitions.task_report_progress(task_id=record.pk, current=2, total=2, attempt=1)
+    assert not any("set_config" in query["sql"] for query in inside)
+    assert TaskRecord.objects.get(pk=record.pk).progress["current"] == 2
