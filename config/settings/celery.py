@@ -61,8 +61,13 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD
 # health check around each task. (A pool process is replaced after
 # CELERY_WORKER_MAX_TASKS_PER_CHILD tasks anyway.)
 CELERY_DB_REUSE_MAX = 1_000_000
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Celery's task events are for Flower and `celery events`; the task records already hold
+# what they tell (status, worker, times), and nothing in the service reads them. Off by
+# default, as in Celery: each is a broker publish per task state (on Redis, kombu builds
+# a client per event), and with them a worker drained a third fewer short tasks. Turn both
+# on to watch tasks in Flower (docs/operations.md#flower-and-the-celery-cli).
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=False)
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing happens in the request (after commit): give up fast when the broker is down,
 # the row stays queued and is dispatched again later.
