@@ -316,8 +316,9 @@ def _start_deaf_to_process_signals(thread: threading.Thread) -> None:
     A signal sent to a process goes to any thread that does not block it. billiard's pool
     process assumes it has one thread: at exit it blocks SIGTERM in that thread while it
     writes its last message to the pool's shared result pipe, under a lock shared by all
-    pool processes. A second SIGTERM (a hard time limit sends them) would then be taken by
-    this thread instead, whose default action kills the process holding that lock, and
+    pool processes. A second SIGTERM arriving then (seen after hard-time-limit kills: the
+    process exited by SIGTERM's default action after its first had been handled) would be
+    taken by this thread instead, whose default action kills the process holding that lock, and
     every pool process after it blocks on it forever: the worker receives tasks and starts
     none. With the signals blocked here, they wait for the main thread, as billiard expects.
     """

@@ -64,7 +64,8 @@ CELERY_DB_REUSE_MAX = 1_000_000
 # Celery's task events are for Flower and `celery events`; the task records already hold
 # what they tell (status, worker, times), and nothing in the service reads them. Off by
 # default, as in Celery: each is a broker publish per task state (on Redis, kombu builds
-# a client per event), and with them a worker drained a third fewer short tasks. Turn both
+# a client per event); bench/drain.py drained about 100 short tasks/s with them, 105-165
+# without them (noisy runs). Turn both
 # on to watch tasks in Flower (docs/operations.md#flower-and-the-celery-cli).
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=False)
 CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
