@@ -91,10 +91,14 @@ def initial_status(*, owner_id, enforce_active_limit: bool = True) -> str:
     return TaskStatus.QUEUED if load.free_slots else TaskStatus.WAITING
 
 
-def tasks_admit_waiting(*, owner_id) -> int:
-    """Admit as many of the owner's waiting tasks as they have free slots; the relay sends them."""
+def tasks_admit_waiting(*, owner_id, known_waiting: bool = False) -> int:
+    """Admit as many of the owner's waiting tasks as they have free slots; the relay sends them.
+
+    ``known_waiting``: the caller has just seen waiting tasks (a finish asks in its own
+    statement), so the cheap look before the lock is skipped.
+    """
     waiting = TaskRecord.objects.filter(owner_id=owner_id, status=TaskStatus.WAITING)
-    if not waiting.exists():  # the common case: one indexed read per finished task
+    if not known_waiting and not waiting.exists():  # the common case: nothing waits
         return 0
     with transaction.atomic():
         load = owner_load_locked(owner_id)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, F, Func, Q
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q
 from django.utils import timezone
 
 from tasks_app import admission
@@ -195,6 +195,13 @@ def _error_fields(
     }
 
 
+# Asked in the finish's own statement: most owners have nothing waiting, and a separate
+# read cost each finished task a round trip.
+_owner_has_waiting = Exists(
+    TaskRecord.objects.filter(owner_id=OuterRef("owner_id"), status=TaskStatus.WAITING)
+)
+
+
 # No savepoint when called inside a transaction (the worker's success commits Celery's row
 # with it): a failure here fails the caller's transaction as a whole, as it should.
 @transaction.atomic(savepoint=False)
@@ -204,12 +211,22 @@ def task_finish(*, task_id, to: str, only_if: Q | None = None, **fields) -> bool
     One transaction: a task never ends failed without its dead-letter entry.
     """
     record = TaskRecord.objects.transition_returning(
-        pk=task_id, to=to, only_if=only_if, finished_at=timezone.now(), **fields
+        pk=task_id,
+        to=to,
+        only_if=only_if,
+        annotations={"owner_has_waiting": _owner_has_waiting},
+        finished_at=timezone.now(),
+        **fields,
     )
     if record is None:
         return False
-    # Its slot is free (if it held one): the owner's next waiting task may go.
-    transaction.on_commit(partial(admission.tasks_admit_waiting, owner_id=record.owner_id))
+    if record.owner_has_waiting:
+        # Its slot is free (if it held one): the owner's next waiting task may go. A task
+        # submitted waiting while this finish commits is admitted by reconciliation, as one
+        # submitted just after this worker died would be (admission.py).
+        transaction.on_commit(
+            partial(admission.tasks_admit_waiting, owner_id=record.owner_id, known_waiting=True)
+        )
     if to in DEAD_STATUSES:
         _record_dead_letter(record)
     try:

@@ -26,12 +26,21 @@ class TransitionQuerySet(models.QuerySet):
         rows = self._movable(pk=pk, to=to, only_if=only_if)
         return bool(rows.update(**{self.status_field: to}, **fields))
 
-    def transition_returning(self, *, pk, to: str, only_if: models.Q | None = None, **fields):
+    def transition_returning(
+        self,
+        *,
+        pk,
+        to: str,
+        only_if: models.Q | None = None,
+        annotations: dict[str, models.Expression] | None = None,
+        **fields,
+    ):
         """``transition``, returning the row as the move left it, or None if it was refused.
 
         The same conditional UPDATE with ``RETURNING`` (PostgreSQL, SQLite 3.35+): the
         caller that needs the row (a worker's claim, a finish) has it without reading it
-        again.
+        again. ``annotations`` are computed in the same statement and set on the returned
+        instance, like ``QuerySet.annotate``; an ``OuterRef`` in them names the moved row.
         """
         rows = self._movable(pk=pk, to=to, only_if=only_if)
         query = rows.query.chain(UpdateQuery)
@@ -40,17 +49,30 @@ class TransitionQuerySet(models.QuerySet):
         update_sql, params = compiler.as_sql()
         model_fields = self.model._meta.concrete_fields
         quote = compiler.connection.ops.quote_name
-        returning = ", ".join(quote(field.column) for field in model_fields)
+        returning = [quote(field.column) for field in model_fields]
+        table = self.model._meta.db_table
+        expressions = [field.get_col(table) for field in model_fields]
+        params = list(params)
+        for expression in (annotations or {}).values():
+            resolved = expression.resolve_expression(query, allow_joins=False)
+            sql, expression_params = compiler.compile(resolved)
+            returning.append(sql)
+            params.extend(expression_params)  # RETURNING comes after the UPDATE's own
+            expressions.append(resolved)
         with connections[self.db].cursor() as cursor:
-            cursor.execute(f"{update_sql} RETURNING {returning}", params)
+            cursor.execute(f"{update_sql} RETURNING {', '.join(returning)}", params)
             row = cursor.fetchone()
         if row is None:
             return None
-        # The conversions a SELECT applies (JSON, and on SQLite dates and UUIDs).
-        table = self.model._meta.db_table
-        converters = compiler.get_converters([field.get_col(table) for field in model_fields])
-        [values] = compiler.apply_converters([row], converters)
-        return self.model.from_db(self.db, [field.attname for field in model_fields], values)
+        # The conversions a SELECT applies (JSON, and on SQLite dates, UUIDs and booleans).
+        [values] = compiler.apply_converters([row], compiler.get_converters(expressions))
+        values = list(values)
+        record = self.model.from_db(
+            self.db, [field.attname for field in model_fields], values[: len(model_fields)]
+        )
+        for name, value in zip(annotations or {}, values[len(model_fields) :], strict=True):
+            setattr(record, name, value)
+        return record
 
     def _movable(self, *, pk, to: str, only_if: models.Q | None):
         """The row, if it is in a status from which the table allows ``to``."""

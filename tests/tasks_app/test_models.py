@@ -1,6 +1,6 @@
 import pytest
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from tasks_app.models import FINAL_STATUSES, TRANSITIONS, TaskRecord, TaskStatus
@@ -40,6 +40,26 @@ def test_transition_returning_gives_the_row_as_the_update_left_it():
     assert moved.started_at == started
     assert moved.owner_id == record.owner_id
     assert TaskRecord.objects.get(pk=record.pk).attempts == 3
+
+
+@pytest.mark.django_db
+def test_transition_returning_computes_annotations_about_the_moved_row_in_its_statement():
+    record = TaskRecordFactory(status=TaskStatus.RUNNING)
+    TaskRecordFactory(owner=record.owner, status=TaskStatus.WAITING)
+    alone = TaskRecordFactory(status=TaskStatus.RUNNING)
+    has_waiting = Exists(
+        TaskRecord.objects.filter(owner_id=OuterRef("owner_id"), status=TaskStatus.WAITING)
+    )
+
+    finished = [
+        TaskRecord.objects.transition_returning(
+            pk=pk, to=TaskStatus.SUCCEEDED, annotations={"owner_has_waiting": has_waiting}
+        )
+        for pk in (record.pk, alone.pk)
+    ]
+
+    assert [moved.owner_has_waiting for moved in finished] == [True, False]
+    assert [moved.status for moved in finished] == [TaskStatus.SUCCEEDED] * 2
 
 
 @pytest.mark.django_db

@@ -1,6 +1,6 @@
 import pytest
 
-from tasks_app import admission, dispatch, services, transitions
+from tasks_app import dispatch, services, transitions
 from tasks_app.broker import broker_queue_size
 from tasks_app.errors import TaskNotCancellable
 from tasks_app.models import TaskRecord, TaskStatus
@@ -96,9 +96,23 @@ def test_cancel_of_an_unfinished_task_cancels_it(status, django_capture_on_commi
 
     assert cancelled.status == TaskStatus.CANCELLED
     assert cancelled.cancel_requested_at is not None and cancelled.finished_at is not None
-    # No revoke: the record is the cancel, and the task's watch sees it. What runs after
-    # commit is the admission of the owner's next waiting task into the freed slot.
-    assert [callback.func for callback in callbacks] == [admission.tasks_admit_waiting]
+    # No revoke: the record is the cancel, and the task's watch sees it. Nothing else
+    # runs after commit: the owner has nothing waiting for the freed slot.
+    assert callbacks == []
+
+
+def test_cancel_admits_the_owners_waiting_task_into_the_freed_slot(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.TASKS_MAX_RUNNING_PER_USER = 1
+    running = TaskRecordFactory(status=TaskStatus.RUNNING)
+    waiting = TaskRecordFactory(owner=running.owner, status=TaskStatus.WAITING)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.task_cancel(record=running)
+
+    waiting.refresh_from_db()
+    assert waiting.status == TaskStatus.QUEUED
 
 
 def test_cancel_twice_is_harmless(django_capture_on_commit_callbacks):
