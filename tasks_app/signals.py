@@ -40,7 +40,9 @@ def connect_handlers() -> None:
     worker_process_init.connect(freeze_startup_objects, dispatch_uid="tasks_app.freeze_child")
     worker_ready.connect(freeze_startup_objects, dispatch_uid="tasks_app.freeze_main")
     worker_ready.connect(reconcile_on_worker_start, dispatch_uid="tasks_app.reconcile_on_start")
-    task_prerun.connect(refresh_connections, dispatch_uid="tasks_app.refresh_connections_before")
+    task_prerun.connect(
+        refresh_connections_before, dispatch_uid="tasks_app.refresh_connections_before"
+    )
     task_postrun.connect(refresh_connections, dispatch_uid="tasks_app.refresh_connections_after")
 
 
@@ -87,6 +89,19 @@ def refresh_connections(sender=None, **kwargs) -> None:
     """
     if not getattr(getattr(sender, "request", None), "is_eager", False):
         db.close_old_connections()
+
+
+def refresh_connections_before(sender=None, **kwargs) -> None:
+    """``refresh_connections``, without the health check before one of our tasks.
+
+    Its first query is the claim, which reconnects once itself if the database dropped the
+    connection meanwhile (``transitions.task_claim``); a check first cost every task one
+    more round trip. The maintenance tasks keep Django's check.
+    """
+    refresh_connections(sender=sender, **kwargs)
+    if _is_ours(getattr(sender, "name", None)):
+        for connection in db.connections.all(initialized_only=True):
+            connection.health_check_done = True  # Django's flag: checked for this task
 
 
 def freeze_startup_objects(**kwargs) -> None:

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 from functools import partial
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q
 from django.utils import timezone
 
@@ -38,6 +38,22 @@ def task_claim(*, task_id: str, worker: str) -> TaskRecord | None:
     recovery found it stale). A short task then waits for the disk once, as plain Celery's
     does for its result row.
     """
+    try:
+        return _claim(task_id=task_id, worker=worker)
+    except (InterfaceError, OperationalError):
+        if connection.in_atomic_block:
+            raise
+        # The claim is a task's first query, made without a health check first (signals.py):
+        # a connection the database dropped while idle (a restart, an idle timeout) fails
+        # here. Once more on a new one. If the failed claim did commit, this one finds the
+        # record running and skips the delivery; recovery hands the task back when its
+        # heartbeat is overdue, so it runs late, never twice.
+        logger.info("claim reconnects after a dropped connection id=%s", task_id)
+        connection.close()
+        return _claim(task_id=task_id, worker=worker)
+
+
+def _claim(*, task_id: str, worker: str) -> TaskRecord | None:
     now = timezone.now()
     # One statement: the worker needs the record (input, owner, attempt) it claimed.
     return TaskRecord.objects.transition_returning(
