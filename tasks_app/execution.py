@@ -148,10 +148,17 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
     if context.completed:  # the body recorded its success itself (complete_atomically)
         logger.info("task succeeded %s", log_context)
         return result
-    with transaction.atomic():
-        succeeded = transitions.task_mark_succeeded(task_id=task_id, result=result, attempt=attempt)
-        if succeeded:
-            _store_success(celery_task, task_id, result)
+    result_row = _success_row(celery_task, task_id, result)
+    succeeded = transitions.task_mark_succeeded(
+        task_id=task_id,
+        result=result,
+        attempt=attempt,
+        result_row=result_row,
+        task_type=task_type,
+    )
+    if succeeded and result_row is not None:
+        # Read by Celery's mark_as_done for this request only: the row is written.
+        celery_task.request.ignore_result = True
     if not succeeded:
         # Cancelled while finishing: the cancel wins and the result is dropped.
         logger.info("task finished after cancel, result dropped %s", log_context)
@@ -160,21 +167,19 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
     return result
 
 
-def _store_success(celery_task: Task, task_id: str, result: dict | None) -> None:
-    """Write Celery's SUCCESS row as its backend would, in the caller's transaction, and tell
-    Celery not to write it again when the body returns.
-
-    One statement (an upsert: a retried task already has its RETRY row), where the backend's
-    own store is a read, then an insert in a transaction of its own.
+def _success_row(celery_task: Task, task_id: str, result: dict | None) -> TaskResult | None:
+    """Celery's SUCCESS row as its backend would write it, for the finish to write in its own
+    commit (the backend's own store is a read, then an insert in a transaction of its own);
+    None where Celery would store nothing.
     """
     request = celery_task.request
     if request.is_eager and not celery_task.store_eager_result:
-        return  # apply() stores nothing unless asked, nor does it here
+        return None  # apply() stores nothing unless asked, nor does it here
     backend = celery_task.backend
     content_type, content_encoding, encoded_result = backend.encode_content(result)
     meta = {**(getattr(request, "meta", None) or {}), "children": []}  # as the backend's
     _, _, encoded_meta = backend.encode_content(meta)
-    row = TaskResult(
+    return TaskResult(
         task_id=task_id,
         status=states.SUCCESS,
         result=encoded_result,
@@ -184,18 +189,6 @@ def _store_success(celery_task: Task, task_id: str, result: dict | None) -> None
         # What CELERY_RESULT_EXTENDED adds (django-celery-results' _get_extended_properties).
         **backend._get_extended_properties(request, None),
     )
-    TaskResult.objects.bulk_create(
-        [row],
-        update_conflicts=True,
-        unique_fields=["task_id"],
-        update_fields=[
-            field.name
-            for field in TaskResult._meta.concrete_fields
-            if field.name not in ("id", "task_id", "date_created", "date_started")
-        ],
-    )
-    # Read by Celery's mark_as_done for this request only: the row above is the one.
-    request.ignore_result = True
 
 
 def _skip_unclaimed(*, task_id: str, task_type: TaskType, celery_task: Task) -> NoReturn:

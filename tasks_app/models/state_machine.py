@@ -5,8 +5,47 @@ each status to the statuses it may go to next, and its queryset derives from
 ``TransitionQuerySet``. Nothing else writes the status field.
 """
 
+from dataclasses import dataclass
+
 from django.db import connections, models
 from django.db.models.sql import UpdateQuery
+
+
+@dataclass(frozen=True)
+class UpsertAlong:
+    """A row of another table that a move writes in its own statement, only if the move
+    happened: inserted, or on a conflict of ``conflict_field`` updated, except ``kept``.
+
+    PostgreSQL only (a data-modifying ``WITH``): one autocommitted statement, where a
+    transaction around the two writes took four round trips.
+    """
+
+    row: models.Model
+    conflict_field: str
+    kept: tuple[str, ...] = ()
+
+    def as_sql(self, connection, *, source: str) -> tuple[str, list]:
+        meta = self.row._meta
+        quote = connection.ops.quote_name
+        fields = [
+            field
+            for field in meta.concrete_fields
+            if not (field.primary_key and getattr(self.row, field.attname) is None)
+        ]
+        # Typed, since a SELECT list's parameters have no column to take a type from.
+        values = ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in fields)
+        params = [
+            field.get_db_prep_save(field.pre_save(self.row, add=True), connection)
+            for field in fields
+        ]
+        updated = [field for field in fields if field.name not in (self.conflict_field, *self.kept)]
+        conflict = quote(meta.get_field(self.conflict_field).column)
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+            f" SELECT {values} FROM {source} ON CONFLICT ({conflict}) DO UPDATE SET "
+            + ", ".join(f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in updated)
+        )
+        return sql, params
 
 
 class TransitionQuerySet(models.QuerySet):
@@ -33,6 +72,7 @@ class TransitionQuerySet(models.QuerySet):
         to: str,
         only_if: models.Q | None = None,
         annotations: dict[str, models.Expression] | None = None,
+        upsert_along: UpsertAlong | None = None,
         **fields,
     ):
         """``transition``, returning the row as the move left it, or None if it was refused.
@@ -41,6 +81,7 @@ class TransitionQuerySet(models.QuerySet):
         caller that needs the row (a worker's claim, a finish) has it without reading it
         again. ``annotations`` are computed in the same statement and set on the returned
         instance, like ``QuerySet.annotate``; an ``OuterRef`` in them names the moved row.
+        ``upsert_along`` writes another table's row in the same statement (PostgreSQL).
         """
         rows = self._movable(pk=pk, to=to, only_if=only_if)
         query = rows.query.chain(UpdateQuery)
@@ -53,14 +94,19 @@ class TransitionQuerySet(models.QuerySet):
         table = self.model._meta.db_table
         expressions = [field.get_col(table) for field in model_fields]
         params = list(params)
-        for expression in (annotations or {}).values():
+        for name, expression in (annotations or {}).items():
             resolved = expression.resolve_expression(query, allow_joins=False)
             sql, expression_params = compiler.compile(resolved)
-            returning.append(sql)
+            returning.append(f"{sql} AS {quote(name)}")
             params.extend(expression_params)  # RETURNING comes after the UPDATE's own
             expressions.append(resolved)
+        sql = f"{update_sql} RETURNING {', '.join(returning)}"
+        if upsert_along is not None:
+            upsert_sql, upsert_params = upsert_along.as_sql(compiler.connection, source="moved")
+            sql = f"WITH moved AS ({sql}), upserted AS ({upsert_sql}) SELECT * FROM moved"
+            params.extend(upsert_params)
         with connections[self.db].cursor() as cursor:
-            cursor.execute(f"{update_sql} RETURNING {', '.join(returning)}", params)
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             return None

@@ -10,6 +10,7 @@ cancel, the task given to another worker) is done by the body itself, at a step 
 chooses (``meanwhile``).
 """
 
+import json
 import socket
 import uuid
 from collections.abc import Callable
@@ -430,3 +431,67 @@ def test_claim_progress_and_heartbeat_commit_without_waiting_for_disk_in_one_sta
         transitions.task_report_progress(task_id=record.pk, current=2, total=2, attempt=1)
     assert not any("set_config" in query["sql"] for query in inside)
     assert TaskRecord.objects.get(pk=record.pk).progress["current"] == 2
+
+
+def success_row(task_id, result: str) -> TaskResult:
+    return TaskResult(
+        task_id=str(task_id),
+        status=states.SUCCESS,
+        result=result,
+        content_type="application/json",
+        content_encoding="utf-8",
+        task_name="tests.execution.steps",
+    )
+
+
+def succeed(record: TaskRecord, *, attempt: int, result: dict) -> bool:
+    return transitions.task_mark_succeeded(
+        task_id=record.pk,
+        result=result,
+        attempt=attempt,
+        result_row=success_row(record.pk, json.dumps(result)),
+        task_type=get_task_type("tests.execution.steps"),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_success_and_celerys_row_commit_in_one_statement_that_admits_the_next_waiting(
+    user, settings
+):
+    # The task's one wait for the disk: its success, Celery's row and whether the owner has a
+    # task waiting for the freed slot, in one autocommitted statement (transitions.py).
+    if connection.vendor != "postgresql":
+        pytest.skip("a data-modifying WITH is PostgreSQL's")
+    settings.TASKS_MAX_RUNNING_PER_USER = 1
+    record = submit(user, "tests.execution.steps", steps=1)
+    retried = TaskResult.objects.create(task_id=str(record.pk), status=states.RETRY)
+    transitions.task_claim(task_id=record.pk, worker="worker@host")
+
+    with CaptureQueriesContext(connection) as finish:
+        assert succeed(record, attempt=1, result={"steps": 1})
+
+    assert len(finish.captured_queries) == 1
+    record.refresh_from_db()
+    assert (record.status, record.result) == (TaskStatus.SUCCEEDED, {"steps": 1})
+    row = TaskResult.objects.get(task_id=str(record.pk))
+    assert (row.status, row.result, row.task_name) == (
+        states.SUCCESS,
+        '{"steps": 1}',
+        "tests.execution.steps",
+    )
+    assert row.date_created == retried.date_created  # the retry's row, updated
+    assert row.date_done > retried.date_done
+
+    # An attempt that lost the task writes neither the record nor Celery's row.
+    assert not succeed(record, attempt=2, result={"steps": 2})
+    assert TaskResult.objects.get(task_id=str(record.pk)).result == '{"steps": 1}'
+    assert TaskRecord.objects.get(pk=record.pk).result == {"steps": 1}
+
+    # A task that waited for the owner's one slot is admitted once the success commits.
+    running = submit(user, "tests.execution.steps", steps=1)
+    waiting = submit(user, "tests.execution.steps", steps=1)
+    assert waiting.status == TaskStatus.WAITING
+    transitions.task_claim(task_id=running.pk, worker="worker@host")
+    assert succeed(running, attempt=1, result={"steps": 1})
+    waiting.refresh_from_db()
+    assert waiting.status == TaskStatus.QUEUED
