@@ -18,14 +18,15 @@ from typing import NoReturn
 
 from celery import Task, states
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django_celery_results.models import TaskResult
 
 from tasks_app import selectors, transitions
 from tasks_app.errors import TaskCancelled
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.task_types import TaskType
-from tasks_app.watch import watched
+from tasks_app.transitions import Progress
+from tasks_app.watch import hold_progress, watched
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,10 @@ __all__ = ["TaskCancelled", "TaskContext", "execute_task_record"]
 class TaskContext:
     """Handed to every task body: report progress, and learn whether to stop."""
 
-    # Progress is written at most this often (the last step always), so a body may report
-    # every page or row without its database writes costing more than the work itself.
+    # Progress is written at most this often, so a body may report every page or row
+    # without its database writes costing more than the work itself. The last step is
+    # always written: with the task's finish if the body ends within this time (a short
+    # task then writes no progress of its own), else by the watch (watch.py).
     PROGRESS_INTERVAL_SECONDS = 0.1
 
     def __init__(self, *, record: TaskRecord):
@@ -47,6 +50,8 @@ class TaskContext:
         self.completed = False
         self.completed_result: dict | None = None
         self._last_progress_write = float("-inf")
+        # The last step, left for the finish to write (see PROGRESS_INTERVAL_SECONDS).
+        self.held_progress: Progress | None = None
 
     @contextmanager
     def complete_atomically(self, result: dict | None = None):
@@ -60,7 +65,10 @@ class TaskContext:
         with transaction.atomic():
             yield
             if not transitions.task_mark_succeeded(
-                task_id=self.task_id, result=result, attempt=self.attempt
+                task_id=self.task_id,
+                result=result,
+                attempt=self.attempt,
+                progress=self.held_progress,
             ):
                 raise TaskCancelled(self.task_id)
         self.completed = True
@@ -70,9 +78,22 @@ class TaskContext:
         """Store progress; raises ``TaskCancelled`` if the task was cancelled meanwhile."""
         now = time.monotonic()
         is_last_step = total is not None and current >= total
+        if is_last_step and self.PROGRESS_INTERVAL_SECONDS:
+            self.held_progress = Progress(current=current, total=total, message=message)
+            if hold_progress(
+                task_id=self.task_id,
+                attempt=self.attempt,
+                progress=self.held_progress,
+                seconds=self.PROGRESS_INTERVAL_SECONDS,
+            ):
+                return
+            self.held_progress = None  # not watched here (a body run outside a worker)
         if now - self._last_progress_write < self.PROGRESS_INTERVAL_SECONDS and not is_last_step:
             return
         self._last_progress_write = now
+        if self.held_progress is not None:  # a later step than the last: it replaces it
+            self.held_progress = None
+            hold_progress(task_id=self.task_id, attempt=self.attempt, progress=None, seconds=0)
         if not transitions.task_report_progress(
             task_id=self.task_id,
             current=current,
@@ -81,6 +102,19 @@ class TaskContext:
             attempt=self.attempt,
         ):
             raise TaskCancelled(self.task_id)
+
+    def write_held_progress(self) -> None:
+        """Write the last step the body left for a finish that will not write it (the body
+        failed, or was cancelled): the record shows how far this attempt got."""
+        if self.held_progress is None or self.completed:
+            return
+        try:
+            transitions.task_keep_progress(
+                task_id=self.task_id, attempt=self.attempt, progress=self.held_progress
+            )
+        except DatabaseError:
+            logger.warning("could not write the last progress id=%s", self.task_id)
+        self.held_progress = None
 
     def raise_if_cancelled(self) -> None:
         """A cheap check for bodies that have no progress to report for a while."""
@@ -98,8 +132,7 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
 
     context = TaskContext(record=record)
     try:
-        with watched(task_id=task_id, attempt=attempt, soft_time_limit=task_type.soft_time_limit):
-            result = task_type.body(context, **record.input)
+        result = _run_body(task_type, context, record.input)
     except TaskCancelled:
         logger.info("task stopped after cancel %s", log_context)
         _store_revoked(celery_task, task_id)
@@ -153,6 +186,7 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         task_id=task_id,
         result=result,
         attempt=attempt,
+        progress=context.held_progress,
         result_row=result_row,
         task_type=task_type,
     )
@@ -161,10 +195,24 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         celery_task.request.ignore_result = True
     if not succeeded:
         # Cancelled while finishing: the cancel wins and the result is dropped.
+        context.write_held_progress()
         logger.info("task finished after cancel, result dropped %s", log_context)
         _store_revoked(celery_task, task_id)
     logger.info("task succeeded %s", log_context)
     return result
+
+
+def _run_body(task_type: TaskType, context: TaskContext, task_input: dict) -> dict | None:
+    try:
+        with watched(
+            task_id=context.task_id,
+            attempt=context.attempt,
+            soft_time_limit=task_type.soft_time_limit,
+        ):
+            return task_type.body(context, **task_input)
+    except BaseException:
+        context.write_held_progress()  # no success will write it
+        raise
 
 
 def _success_row(celery_task: Task, task_id: str, result: dict | None) -> TaskResult | None:

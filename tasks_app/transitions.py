@@ -8,6 +8,7 @@ worker) changes nothing.
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -25,6 +26,15 @@ logger = logging.getLogger(__name__)
 
 # Final statuses that leave a dead letter behind: the task will not succeed by itself.
 DEAD_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a running task reports of itself: ``current`` of ``total`` steps, and a message."""
+
+    current: int
+    total: int | None
+    message: str = ""
 
 
 def task_claim(*, task_id: str, worker: str) -> TaskRecord | None:
@@ -85,12 +95,26 @@ def task_report_progress(
     """Store progress of a running task. False means it is no longer running: stop."""
     return bool(
         _unflushed(_held(task_id, attempt)).update(
-            progress_current=current,
-            progress_total=total,
-            progress_message=message[:255],
+            **_progress_fields(Progress(current=current, total=total, message=message)),
             heartbeat_at=timezone.now(),
         )
     )
+
+
+def task_keep_progress(*, task_id: str, attempt: int, progress: Progress) -> None:
+    """Store the attempt's last progress whatever its status now (it failed or was cancelled
+    after reporting it): how far it got. Not if the task was given to another attempt."""
+    TaskRecord.objects.filter(pk=task_id, attempts=attempt).update(**_progress_fields(progress))
+
+
+def _progress_fields(progress: Progress | None) -> dict:
+    if progress is None:
+        return {}
+    return {
+        "progress_current": progress.current,
+        "progress_total": progress.total,
+        "progress_message": progress.message[:255],
+    }
 
 
 class _CommitWithoutWaitingForDisk(Func):
@@ -141,18 +165,22 @@ def task_mark_succeeded(
     task_id: str,
     result: dict | None,
     attempt: int | None = None,
+    progress: Progress | None = None,
     result_row: TaskResult | None = None,
     task_type: TaskType | None = None,
 ) -> bool:
     """running → succeeded; with ``result_row``, Celery's result row in the same commit.
 
+    ``progress`` is the body's last step, which it left for the finish to write.
+
     On PostgreSQL, outside a caller's transaction, for a ``task_type`` without an
     ``on_finished`` hook, the move and the row are one autocommitted statement: the
     task's one wait for the disk, and one round trip where a transaction took four.
     """
+    fields = {"result": result, **_progress_fields(progress)}
     if result_row is None:
         return task_finish(
-            task_id=task_id, to=TaskStatus.SUCCEEDED, only_if=_attempt(attempt), result=result
+            task_id=task_id, to=TaskStatus.SUCCEEDED, only_if=_attempt(attempt), **fields
         )
     if (
         connection.vendor == "postgresql"
@@ -167,14 +195,14 @@ def task_mark_succeeded(
             annotations={"owner_has_waiting": _owner_has_waiting},
             upsert_along=_result_row_upsert(result_row),
             finished_at=timezone.now(),
-            result=result,
+            **fields,
         )
         if record is not None and record.owner_has_waiting:
             admission.tasks_admit_waiting(owner_id=record.owner_id, known_waiting=True)
         return record is not None
     with transaction.atomic(savepoint=False):
         if not task_finish(
-            task_id=task_id, to=TaskStatus.SUCCEEDED, only_if=_attempt(attempt), result=result
+            task_id=task_id, to=TaskStatus.SUCCEEDED, only_if=_attempt(attempt), **fields
         ):
             return False
         upsert = _result_row_upsert(result_row)

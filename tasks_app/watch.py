@@ -38,6 +38,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from tasks_app import selectors, transitions
 from tasks_app.errors import TaskCancelled
+from tasks_app.transitions import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,22 @@ class _Attempt:
     interruptible: bool
     next_check: float = 0.0
     next_beat: float = 0.0
+    # Progress the body left for its finish to write (``hold_progress``), and when the watch
+    # writes it instead if the body is still running.
+    held_progress: Progress | None = None
+    progress_due: float = float("inf")
+
+
+def hold_progress(*, task_id: str, attempt: int, progress: Progress | None, seconds: float) -> bool:
+    """Leave the attempt's last progress for its finish to write, in the finish's statement:
+    the watch writes it itself if the body still runs ``seconds`` later. None withdraws it
+    (the body wrote progress itself). False if this process does not watch the attempt:
+    the caller writes it now.
+    """
+    watch = _watch
+    if watch is None:
+        return False
+    return watch.hold_progress((task_id, attempt), progress, due=time.monotonic() + seconds)
 
 
 class _ProcessWatch(threading.Thread):
@@ -192,6 +209,17 @@ class _ProcessWatch(threading.Thread):
             # tasks wakes it once per check interval, not once per task.
             if self._wakes_at is None or _due(attempt) < self._wakes_at:
                 self._changed.notify()
+
+    def hold_progress(self, token, progress: Progress | None, *, due: float) -> bool:
+        with self._changed:
+            attempt = self._attempts.get(token)
+            if attempt is None:
+                return False
+            attempt.held_progress = progress
+            attempt.progress_due = _NEVER if progress is None else due
+            if progress is not None and (self._wakes_at is None or due < self._wakes_at):
+                self._changed.notify()
+        return True
 
     def disarm(self, attempt: _Attempt) -> None:
         with self._changed:
@@ -239,7 +267,21 @@ class _ProcessWatch(threading.Thread):
         check_every = min(settings.TASKS_CANCEL_CHECK_SECONDS, settings.TASKS_HEARTBEAT_SECONDS)
         attempt.next_check = now + check_every
         try:
-            if now >= attempt.next_beat:
+            progress = attempt.held_progress
+            if progress is not None and now >= attempt.progress_due:
+                # The body went on after its last step: its progress shows now, not at its
+                # finish. Written again by the finish if the body ends meanwhile: the same
+                # values, so either order leaves them.
+                attempt.progress_due = _NEVER
+                attempt.next_beat = now + settings.TASKS_HEARTBEAT_SECONDS  # it beats too
+                still_held = transitions.task_report_progress(
+                    task_id=task_id,
+                    current=progress.current,
+                    total=progress.total,
+                    message=progress.message,
+                    attempt=attempt_number,
+                )
+            elif now >= attempt.next_beat:
                 attempt.next_beat = now + settings.TASKS_HEARTBEAT_SECONDS
                 still_held = transitions.task_heartbeat(task_id=task_id, attempt=attempt_number)
             else:
@@ -259,7 +301,7 @@ class _ProcessWatch(threading.Thread):
             connection.close()
 
     def _stop_watching(self, attempt: _Attempt) -> None:
-        attempt.next_check = attempt.next_beat = _NEVER
+        attempt.next_check = attempt.next_beat = attempt.progress_due = _NEVER
         if attempt.soft_deadline is not None:
             attempt.soft_deadline = _NEVER
 
@@ -278,7 +320,7 @@ _NEVER = float("inf")
 
 def _due(attempt: _Attempt) -> float:
     """When the watch next has something to do for this attempt."""
-    due = min(attempt.next_check, attempt.next_beat)
+    due = min(attempt.next_check, attempt.next_beat, attempt.progress_due)
     return due if attempt.soft_deadline is None else min(due, attempt.soft_deadline)
 
 

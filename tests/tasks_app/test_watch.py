@@ -14,10 +14,14 @@ import time
 import pytest
 from celery import states
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
+from rest_framework import serializers
 
 from tasks_app import services, transitions
+from tasks_app.execution import TaskContext
 from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.registry import register_task_type
 from tasks_app.task_types import get_task_type
 from tests.factories import UserFactory
 
@@ -144,3 +148,48 @@ def test_the_watch_thread_leaves_process_signals_to_the_main_thread():
     assert {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2} <= blocked
     assert signal.SIGSEGV not in blocked  # a fault is still raised where it happens
     assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == main_before
+
+
+@register_task_type("tests.watch.lingers", input_serializer=serializers.Serializer, public=False)
+def lingers_body(context: TaskContext, *, seconds: float) -> dict:
+    """Reports its last step, then goes on for up to ``seconds``, looking at its own record."""
+    context.report_progress(3, 3, "all steps done, tidying up")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        record = TaskRecord.objects.get(pk=context.task_id)
+        if record.progress_current == 3:
+            return {"saw_its_last_step_while_running": record.status == TaskStatus.RUNNING}
+        time.sleep(0.02)
+    return {"saw_its_last_step_while_running": False}
+
+
+def test_a_short_bodys_last_step_is_written_by_its_finish(queries_task, settings):
+    settings.TASKS_CANCEL_CHECK_SECONDS = 1.0
+    sleep = get_task_type("diagnostics.sleep")
+    record = services.task_submit(
+        owner=UserFactory(), task_type=sleep, input_data={"seconds": 0, "steps": 2}
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        sleep.celery_task.apply(args=[str(record.pk)], task_id=str(record.pk))
+
+    record.refresh_from_db()
+    assert record.status == TaskStatus.SUCCEEDED
+    assert (record.progress_current, record.progress_total, record.progress_message) == (
+        2,
+        2,
+        "step 2 of 2",
+    )
+    # The first step was written at once; the last one rode with the success.
+    progress_writes = [q["sql"] for q in queries if '"progress_current" = ' in q["sql"]]
+    assert len(progress_writes) == 2
+    assert "succeeded" in progress_writes[-1]
+
+
+def test_a_body_that_goes_on_after_its_last_step_shows_it_while_it_runs(settings):
+    settings.TASKS_CANCEL_CHECK_SECONDS = 1.0
+    record = run("tests.watch.lingers", seconds=3)
+
+    assert record.status == TaskStatus.SUCCEEDED
+    assert record.result == {"saw_its_last_step_while_running": True}  # the watch wrote it
+    assert (record.progress_current, record.progress_message) == (3, "all steps done, tidying up")
