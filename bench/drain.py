@@ -21,6 +21,7 @@ so that fair use (per user) does not hold one user's backlog back.
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,10 @@ sys.path.insert(0, str(ROOT))
 from bench.scratch import scratch_var_dir  # noqa: E402  (needs the path above)
 
 scratch_var_dir()
-os.environ.setdefault("DJANGO_DEBUG", "true")
+# Production defaults, in this process and the workers it starts: with DEBUG on, Django
+# wraps and keeps every query, which the workers' own figures would include.
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
+os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 
 PLAIN_QUEUE = "bench-plain"

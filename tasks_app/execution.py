@@ -75,7 +75,12 @@ class TaskContext:
         self.completed_result = result
 
     def report_progress(self, current: int, total: int | None = None, message: str = "") -> None:
-        """Store progress; raises ``TaskCancelled`` if the task was cancelled meanwhile."""
+        """Store progress; raises ``TaskCancelled`` if the task was cancelled meanwhile.
+
+        The last step (``current >= total``) is held for the finish instead (see
+        ``PROGRESS_INTERVAL_SECONDS``): it checks for no cancel, and a cancel that came
+        meanwhile wins at the finish.
+        """
         now = time.monotonic()
         is_last_step = total is not None and current >= total
         if is_last_step and self.PROGRESS_INTERVAL_SECONDS:
@@ -88,12 +93,12 @@ class TaskContext:
             ):
                 return
             self.held_progress = None  # not watched here (a body run outside a worker)
+        if self.held_progress is not None:  # a report after the last step replaces it
+            self.held_progress = None
+            hold_progress(task_id=self.task_id, attempt=self.attempt, progress=None, seconds=0)
         if now - self._last_progress_write < self.PROGRESS_INTERVAL_SECONDS and not is_last_step:
             return
         self._last_progress_write = now
-        if self.held_progress is not None:  # a later step than the last: it replaces it
-            self.held_progress = None
-            hold_progress(task_id=self.task_id, attempt=self.attempt, progress=None, seconds=0)
         if not transitions.task_report_progress(
             task_id=self.task_id,
             current=current,
