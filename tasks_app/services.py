@@ -16,7 +16,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks_app import admission, transitions
-from tasks_app.dispatch import outbox_notify
 from tasks_app.errors import ActiveTaskLimitReached, TaskNotCancellable
 from tasks_app.idempotency import create_once, idempotency_key_clean, request_fingerprint
 from tasks_app.models import ApiKey, PoolStall, TaskBatch, TaskRecord, TaskStatus
@@ -46,6 +45,7 @@ def task_submit(
     (admission.py); past their active limit it raises ``ActiveTaskLimitReached``, unless
     ``enforce_active_limit`` is off (staff requeueing a dead letter).
     """
+    # A queued record wakes the relay at commit: initial_status queued the NOTIFY.
     status = admission.initial_status(owner_id=owner.pk, enforce_active_limit=enforce_active_limit)
     record = TaskRecord.objects.create(
         owner=owner,
@@ -55,8 +55,6 @@ def task_submit(
         input=input_data,
         status=status,
     )
-    if status == TaskStatus.QUEUED:
-        outbox_notify()
     logger.info(
         "task submitted id=%s type=%s owner=%s status=%s",
         record.pk,
@@ -139,7 +137,8 @@ def tasks_submit_batch(*, owner: AbstractBaseUser, requests: list[TaskRequest]) 
     batch as a whole: past the owner's active limit the whole batch raises
     ``ActiveTaskLimitReached``; past their running limit the rest of it waits (admission.py).
     """
-    load = admission.owner_load_locked(owner.pk)
+    # The relay is woken at commit when some of the batch is queued (a free slot).
+    load = admission.owner_load_locked(owner.pk, wake_relay_if_free=True)
     if load.active + len(requests) > load.max_active:
         raise ActiveTaskLimitReached(limit=load.max_active, requested=len(requests))
     records = [
@@ -155,8 +154,6 @@ def tasks_submit_batch(*, owner: AbstractBaseUser, requests: list[TaskRequest]) 
     ]
     TaskRecord.objects.bulk_create(records, batch_size=BULK_INSERT_ROWS)
     batch = TaskBatch.objects.create(owner=owner, task_ids=[str(record.pk) for record in records])
-    if load.free_slots:
-        outbox_notify()
     logger.info("task batch submitted id=%s owner=%s count=%s", batch.pk, owner.pk, len(records))
     return BatchSubmission(batch=batch, records=records)
 
