@@ -47,6 +47,19 @@ def test_submit_answers_202_with_the_queued_record_and_links(api):
     assert TaskRecord.objects.outbox().filter(pk=body["id"], owner__username="alice").exists()
 
 
+def test_submit_answers_the_stored_record_as_drfs_generic_serializer_renders_it(api, rf):
+    body = {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}
+    response = api.post(TASKS, body, format="json")
+    assert response.status_code == 202, response.content
+
+    record = TaskRecord.objects.get(pk=response.json()["id"])
+    serializer = TaskRecordOutputSerializer(
+        record, context={"request": Request(rf.post(TASKS, HTTP_HOST="testserver"))}
+    )
+    generic = serializers.ModelSerializer.to_representation(serializer, record)
+    assert list(response.json().items()) == list(generic.items())
+
+
 def test_submit_of_unknown_type_is_400_and_names_the_known_types(api):
     response = api.post(TASKS, {"task_type": "nope", "input": {}}, format="json")
 
