@@ -18,15 +18,16 @@ between a finish and its admission leaves tasks waiting until reconciliation adm
 (``tasks_admit_all_waiting``, beat, every TASKS_RECONCILE_SECONDS).
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Min, OuterRef, Q, Subquery
 
-from tasks_app.dispatch import outbox_notify
+from tasks_app.dispatch import OUTBOX_CHANNEL, outbox_notify
 from tasks_app.errors import ActiveTaskLimitReached
 from tasks_app.models import (
     ACTIVE_STATUSES,
@@ -54,8 +55,16 @@ class OwnerLoad:
         return max(0, self.max_running - self.dispatched)
 
 
-def owner_load_locked(owner_id) -> OwnerLoad:
-    """The owner's limits and unfinished tasks, with the owner locked until the transaction ends."""
+def owner_load_locked(owner_id, *, wake_relay_if_free: bool = False) -> OwnerLoad:
+    """The owner's limits and unfinished tasks, with the owner locked until the transaction ends.
+
+    With ``wake_relay_if_free``, the relay is woken at commit when the owner has a free slot
+    (``outbox_notify``): what a submit of queued records needs, in the same round trip.
+    """
+    if connection.vendor == "postgresql":
+        return _owner_load_locked_postgresql(owner_id, wake_relay=wake_relay_if_free)
+    # Elsewhere (SQLite) the write lock serializes every write transaction already; the
+    # row lock below is a no-op, kept for other databases.
     quota = TaskQuota.objects.filter(user_id=OuterRef("pk"))
     limits = (
         get_user_model()
@@ -73,19 +82,86 @@ def owner_load_locked(owner_id) -> OwnerLoad:
     counts = TaskRecord.objects.filter(owner_id=owner_id, status__in=ACTIVE_STATUSES).aggregate(
         active=Count("pk"), dispatched=Count("pk", filter=Q(status__in=DISPATCHED_STATUSES))
     )
-    return OwnerLoad(
+    load = OwnerLoad(
         max_active=settings.TASKS_MAX_ACTIVE_PER_USER if max_active is None else max_active,
         max_running=settings.TASKS_MAX_RUNNING_PER_USER if max_running is None else max_running,
         **counts,
     )
+    if wake_relay_if_free and load.free_slots:
+        outbox_notify()
+    return load
+
+
+def _owner_load_locked_postgresql(owner_id, *, wake_relay: bool) -> OwnerLoad:
+    """``owner_load_locked`` in one round trip, where the ORM took three (lock, count, NOTIFY).
+
+    Exact under concurrent submits: the lock and the counts are two statements, and under
+    READ COMMITTED each statement sees what was committed when it started. The counts
+    start once the lock is held, so they include every task the owner's previous lock
+    holders committed (one statement that locked and counted would count from a snapshot
+    taken before its wait for the lock, and miss them). PostgreSQL's simple query protocol,
+    which Django's client-side binding cursor uses, runs the two statements of one query
+    string one after the other, each with a snapshot of its own.
+
+    The NOTIFY (``pg_notify``) is queued only when there is a free slot, the condition
+    under which the caller creates queued records; PostgreSQL delivers it at commit, and
+    drops it if the transaction (or the savepoint) rolls back, as on ``ActiveTaskLimitReached``.
+    """
+    lock, load = _owner_load_statements()
+    params = {
+        "owner": owner_id,
+        "default_active": settings.TASKS_MAX_ACTIVE_PER_USER,
+        "default_running": settings.TASKS_MAX_RUNNING_PER_USER,
+        "wake_relay": wake_relay,
+        "channel": OUTBOX_CHANNEL,
+    }
+    with connection.cursor() as cursor:
+        if connection.settings_dict["OPTIONS"].get("server_side_binding") is True:
+            # The extended protocol takes one statement at a time: two round trips.
+            cursor.execute(lock, params)
+            cursor.execute(load, params)
+        else:
+            cursor.execute(f"{lock};\n{load}", params)
+            cursor.nextset()
+        max_active, max_running, active, dispatched, _notified = cursor.fetchone()
+    return OwnerLoad(
+        max_active=max_active, max_running=max_running, active=active, dispatched=dispatched
+    )
+
+
+@functools.cache
+def _owner_load_statements() -> tuple[str, str]:
+    """The lock of the owner's row, and the read of their limits and counts (PostgreSQL)."""
+    quote = connection.ops.quote_name
+    users = quote(get_user_model()._meta.db_table)
+    quotas = quote(TaskQuota._meta.db_table)
+    records = quote(TaskRecord._meta.db_table)
+    active = ", ".join(f"'{status}'" for status in sorted(ACTIVE_STATUSES))
+    dispatched = ", ".join(f"'{status}'" for status in sorted(DISPATCHED_STATUSES))
+    lock = f"SELECT 1 FROM {users} WHERE id = %(owner)s FOR UPDATE"
+    load = f"""SELECT load.max_active, load.max_running, load.active, load.dispatched,
+    CASE WHEN %(wake_relay)s AND load.dispatched < load.max_running
+        THEN pg_notify(%(channel)s, '') END
+FROM (
+    SELECT COALESCE(quota.max_active, %(default_active)s) AS max_active,
+        COALESCE(quota.max_running, %(default_running)s) AS max_running,
+        counts.active, counts.dispatched
+    FROM (
+        SELECT count(*) AS active, count(*) FILTER (WHERE status IN ({dispatched})) AS dispatched
+        FROM {records} WHERE owner_id = %(owner)s AND status IN ({active})
+    ) counts
+    LEFT JOIN {quotas} quota ON quota.user_id = %(owner)s
+) load"""
+    return lock, load
 
 
 def initial_status(*, owner_id, enforce_active_limit: bool = True) -> str:
     """``queued`` or ``waiting`` for a record about to be created; call inside its transaction.
 
-    Raises ``ActiveTaskLimitReached`` when the owner already has ``max_active`` unfinished.
+    When ``queued``, the relay is woken at commit (``outbox_notify``). Raises
+    ``ActiveTaskLimitReached`` when the owner already has ``max_active`` unfinished.
     """
-    load = owner_load_locked(owner_id)
+    load = owner_load_locked(owner_id, wake_relay_if_free=True)
     if enforce_active_limit and load.active >= load.max_active:
         raise ActiveTaskLimitReached(limit=load.max_active)
     return TaskStatus.QUEUED if load.free_slots else TaskStatus.WAITING

@@ -5,10 +5,17 @@ digest looked up through a unique index, so nothing is compared character by cha
 and a copy of the database authenticates nobody.
 """
 
+from datetime import timedelta
+
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from tasks_app.models import ApiKey, UserToken
+
+# How far behind an API key's ``last_used_at`` may be. It tells an owner whether a key is
+# still in use, which needs minutes, not the exact request: written on every request it
+# was a write (and a round trip) per request for a script using the key.
+API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -43,7 +50,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         )
         if api_key is None or not api_key.owner.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        if (
+            api_key.last_used_at is None
+            or now - api_key.last_used_at >= API_KEY_LAST_USED_RESOLUTION
+        ):
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+            api_key.last_used_at = now
         return api_key.owner, api_key
 
     def authenticate_header(self, request) -> str:

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
@@ -26,28 +26,32 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def create_once(*, keyed: QuerySet, key: str, fingerprint: str, create: Callable[[], Model]):
-    """``create()`` unless ``keyed`` already holds a row under ``key``: (row, replayed).
+def create_once(*, keyed: QuerySet, key: str, fingerprint: str, create: Callable[..., Model]):
+    """``create(idempotency_key=key, request_fingerprint=fingerprint)`` unless ``keyed``
+    already holds a row under ``key``: (row, replayed).
 
     ``keyed`` is the owner's rows of a model with ``idempotency_key``,
-    ``request_fingerprint`` and ``created_at``. A key older than the TTL is free again.
+    ``request_fingerprint`` and ``created_at``; ``create`` stores both with its row, in a
+    transaction of its own (a service under ``@transaction.atomic``), so that a concurrent
+    request that took the key first rolls it back whole (the key's unique constraint). A
+    key older than the TTL is free again.
     """
     expired_before = timezone.now() - timedelta(seconds=settings.TASKS_IDEMPOTENCY_TTL_SECONDS)
-    keyed.filter(idempotency_key=key, created_at__lt=expired_before).update(idempotency_key=None)
     for _ in range(2):
         existing = keyed.filter(idempotency_key=key).first()
+        if existing is not None and existing.created_at < expired_before:
+            # Past the TTL: the old row lets go of the key (a write only when one expired).
+            keyed.filter(pk=existing.pk, idempotency_key=key).update(idempotency_key=None)
+            existing = None
         if existing is not None:
             if existing.request_fingerprint != fingerprint:
                 raise IdempotencyKeyReused(key=key)
             logger.info("submission replayed id=%s key=%s", existing.pk, key)
             return existing, True
         try:
-            with transaction.atomic():
-                created = create()
-                keyed.filter(pk=created.pk).update(
-                    idempotency_key=key, request_fingerprint=fingerprint
-                )
-            return created, False
+            # The key goes in with the row: no UPDATE after it, and no savepoint around
+            # ``create``'s own transaction.
+            return create(idempotency_key=key, request_fingerprint=fingerprint), False
         except IntegrityError:
             continue  # a concurrent request with the same key won; return what it made
     raise IdempotencyKeyReused(key=key)

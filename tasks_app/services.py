@@ -15,10 +15,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from tasks_app import admission, transitions
-from tasks_app.dispatch import outbox_notify
+from tasks_app import admission, idempotency, transitions
 from tasks_app.errors import ActiveTaskLimitReached, TaskNotCancellable
-from tasks_app.idempotency import create_once, idempotency_key_clean, request_fingerprint
+from tasks_app.idempotency import create_once, idempotency_key_clean
 from tasks_app.models import ApiKey, PoolStall, TaskBatch, TaskRecord, TaskStatus
 from tasks_app.task_types import TaskType
 
@@ -36,6 +35,8 @@ def task_submit(
     input_data: dict[str, Any],
     priority: int | None = None,
     enforce_active_limit: bool = True,
+    idempotency_key: str | None = None,
+    request_fingerprint: str = "",
 ) -> TaskRecord:
     """Record a task for ``owner``; the relay sends its message once the record is committed.
 
@@ -44,8 +45,10 @@ def task_submit(
     never sees an id without a row, and a submit never waits for the broker.
     Past the owner's running limit the record waits, without a message, for a free slot
     (admission.py); past their active limit it raises ``ActiveTaskLimitReached``, unless
-    ``enforce_active_limit`` is off (staff requeueing a dead letter).
+    ``enforce_active_limit`` is off (staff requeueing a dead letter). ``idempotency_key``
+    and ``request_fingerprint`` are stored with the record (``task_submit_once``).
     """
+    # A queued record wakes the relay at commit: initial_status queued the NOTIFY.
     status = admission.initial_status(owner_id=owner.pk, enforce_active_limit=enforce_active_limit)
     record = TaskRecord.objects.create(
         owner=owner,
@@ -54,9 +57,9 @@ def task_submit(
         priority=task_type.priority if priority is None else priority,
         input=input_data,
         status=status,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
     )
-    if status == TaskStatus.QUEUED:
-        outbox_notify()
     logger.info(
         "task submitted id=%s type=%s owner=%s status=%s",
         record.pk,
@@ -92,15 +95,19 @@ def task_submit_once(
     bug we must not hide.
     """
 
-    def submit() -> TaskRecord:
+    def submit(**keyed_fields) -> TaskRecord:
         return task_submit(
-            owner=owner, task_type=task_type, input_data=input_data, priority=priority
+            owner=owner,
+            task_type=task_type,
+            input_data=input_data,
+            priority=priority,
+            **keyed_fields,
         )
 
     key = idempotency_key_clean(idempotency_key)
     if not key:
         return Submission(record=submit())
-    digest = request_fingerprint(
+    digest = idempotency.request_fingerprint(
         {"task_type": task_type.name, "input": input_data, "priority": priority}
     )
     record, replayed = create_once(
@@ -132,14 +139,21 @@ class BatchSubmission:
 
 
 @transaction.atomic
-def tasks_submit_batch(*, owner: AbstractBaseUser, requests: list[TaskRequest]) -> BatchSubmission:
+def tasks_submit_batch(
+    *,
+    owner: AbstractBaseUser,
+    requests: list[TaskRequest],
+    idempotency_key: str | None = None,
+    request_fingerprint: str = "",
+) -> BatchSubmission:
     """Record many tasks for ``owner`` in one transaction, all or none; the relay sends them.
 
     One lock of the owner and one bulk insert, whatever the size. Fair use applies to the
     batch as a whole: past the owner's active limit the whole batch raises
     ``ActiveTaskLimitReached``; past their running limit the rest of it waits (admission.py).
     """
-    load = admission.owner_load_locked(owner.pk)
+    # The relay is woken at commit when some of the batch is queued (a free slot).
+    load = admission.owner_load_locked(owner.pk, wake_relay_if_free=True)
     if load.active + len(requests) > load.max_active:
         raise ActiveTaskLimitReached(limit=load.max_active, requested=len(requests))
     records = [
@@ -154,9 +168,12 @@ def tasks_submit_batch(*, owner: AbstractBaseUser, requests: list[TaskRequest]) 
         for position, request in enumerate(requests)
     ]
     TaskRecord.objects.bulk_create(records, batch_size=BULK_INSERT_ROWS)
-    batch = TaskBatch.objects.create(owner=owner, task_ids=[str(record.pk) for record in records])
-    if load.free_slots:
-        outbox_notify()
+    batch = TaskBatch.objects.create(
+        owner=owner,
+        task_ids=[str(record.pk) for record in records],
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+    )
     logger.info("task batch submitted id=%s owner=%s count=%s", batch.pk, owner.pk, len(records))
     return BatchSubmission(batch=batch, records=records)
 
@@ -174,11 +191,11 @@ def tasks_submit_batch_once(
         return tasks_submit_batch(owner=owner, requests=requests)
     made: list[BatchSubmission] = []
 
-    def submit() -> TaskBatch:
-        made.append(tasks_submit_batch(owner=owner, requests=requests))
+    def submit(**keyed_fields) -> TaskBatch:
+        made.append(tasks_submit_batch(owner=owner, requests=requests, **keyed_fields))
         return made[-1].batch
 
-    digest = request_fingerprint(
+    digest = idempotency.request_fingerprint(
         [
             {
                 "task_type": request.task_type.name,

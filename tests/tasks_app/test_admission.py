@@ -6,8 +6,10 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from tasks_app import recovery, transitions
+from tasks_app import recovery, services, transitions
+from tasks_app.errors import ActiveTaskLimitReached
 from tasks_app.models import TaskQuota, TaskRecord, TaskStatus
+from tasks_app.task_types import get_task_type
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory, UserFactory
 
@@ -154,6 +156,40 @@ def test_tasks_finishing_at_once_never_admit_past_the_limit(unread_queue):
     assert errors == []
     assert statuses_of(owner).count(TaskStatus.QUEUED) == 4
     assert statuses_of(owner).count(TaskStatus.WAITING) == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_submits_at_once_never_pass_either_limit(unread_queue):
+    """Each submit counts the owner's tasks after taking the owner's lock, so a submit that
+    waited for the lock sees what the ones before it committed."""
+    owner = UserFactory()
+    TaskQuota.objects.create(user=owner, max_active=5, max_running=2)
+    submitters = 12
+    start = threading.Barrier(submitters)
+    refused, errors = [], []
+
+    def submit_at_once():
+        try:
+            start.wait()
+            services.task_submit(
+                owner=owner, task_type=get_task_type("diagnostics.sleep"), input_data={}
+            )
+        except ActiveTaskLimitReached:
+            refused.append(True)
+        except Exception as error:  # reported below; a thread's exception is otherwise lost
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit_at_once) for _ in range(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert len(refused) == submitters - 5
+    assert sorted(statuses_of(owner)) == ["queued"] * 2 + ["waiting"] * 3
 
 
 def test_a_requeued_dead_letter_is_not_refused_by_the_active_limit(user, staff_user):

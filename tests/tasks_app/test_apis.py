@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -9,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.test import APIClient
 
 from tasks_app.apis.tasks import TaskRecordOutputSerializer
-from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.models import ApiKey, TaskRecord, TaskStatus
 from tasks_app.services import api_key_create
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory
@@ -45,6 +46,19 @@ def test_submit_answers_202_with_the_queued_record_and_links(api):
     assert response["Location"] == body["links"]["self"]
     # Committed for the relay to publish: the request does not wait for the broker.
     assert TaskRecord.objects.outbox().filter(pk=body["id"], owner__username="alice").exists()
+
+
+def test_submit_answers_the_stored_record_as_drfs_generic_serializer_renders_it(api, rf):
+    body = {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}
+    response = api.post(TASKS, body, format="json")
+    assert response.status_code == 202, response.content
+
+    record = TaskRecord.objects.get(pk=response.json()["id"])
+    serializer = TaskRecordOutputSerializer(
+        record, context={"request": Request(rf.post(TASKS, HTTP_HOST="testserver"))}
+    )
+    generic = serializers.ModelSerializer.to_representation(serializer, record)
+    assert list(response.json().items()) == list(generic.items())
 
 
 def test_submit_of_unknown_type_is_400_and_names_the_known_types(api):
@@ -136,6 +150,26 @@ def test_api_key_header_authenticates_as_its_owner(user):
 
     assert response.status_code == 200
     assert len(response.json()["results"]) == 1
+
+
+def test_api_key_last_used_at_is_written_at_most_once_a_minute(user):
+    api_key, raw_key = api_key_create(owner=user, name="script")
+
+    def last_used_at():
+        return ApiKey.objects.get(pk=api_key.pk).last_used_at
+
+    assert APIClient().get(TASKS, HTTP_X_API_KEY=raw_key).status_code == 200
+    first_use = last_used_at()
+    assert first_use is not None
+    with CaptureQueriesContext(connection) as queries:
+        assert APIClient().get(TASKS, HTTP_X_API_KEY=raw_key).status_code == 200
+    assert last_used_at() == first_use
+    assert not [query for query in queries if query["sql"].startswith("UPDATE")]
+
+    # A minute later, the next request writes it again.
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=first_use - timedelta(minutes=1))
+    assert APIClient().get(TASKS, HTTP_X_API_KEY=raw_key).status_code == 200
+    assert last_used_at() > first_use
 
 
 def test_revoked_or_unknown_api_key_is_401(user):

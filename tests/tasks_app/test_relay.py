@@ -9,6 +9,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app import dispatch, services
 from tasks_app.broker import broker_queue_size
+from tasks_app.errors import ActiveTaskLimitReached
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.relay import Relay
 from tasks_app.task_types import get_task_type
@@ -117,3 +118,29 @@ def test_what_the_broker_refused_waits_for_the_next_pass(user, unread_queue, mon
         record.status == TaskStatus.QUEUED and record.dispatched_at
         for record in TaskRecord.objects.filter(pk__in=[r.pk for r in records])
     )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="NOTIFY is PostgreSQL's")
+def test_a_queued_submit_wakes_the_relay_at_commit_a_waiting_or_refused_one_does_not(
+    user, unread_queue, settings
+):
+    settings.TASKS_MAX_RUNNING_PER_USER = 1
+    settings.TASKS_MAX_ACTIVE_PER_USER = 2
+    listener = connection.get_new_connection(connection.get_connection_params())
+    listener.autocommit = True
+    listener.execute(f"LISTEN {dispatch.OUTBOX_CHANNEL}")
+
+    def wakes() -> int:
+        return len(list(listener.notifies(timeout=0.5)))
+
+    try:
+        with transaction.atomic():
+            queued = submit(user)
+            assert wakes() == 0  # not before the commit
+        assert queued.status == TaskStatus.QUEUED and wakes() == 1
+        assert submit(user).status == TaskStatus.WAITING and wakes() == 0
+        with pytest.raises(ActiveTaskLimitReached):
+            submit(user)
+        assert wakes() == 0
+    finally:
+        listener.close()

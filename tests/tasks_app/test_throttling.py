@@ -1,7 +1,8 @@
 """The submit throttle counts in the shared cache, answers 429 past the rate, and fails open."""
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.test import override_settings
 
 from api.throttling import SubmitRateThrottle
@@ -53,3 +54,16 @@ def test_an_unreachable_cache_lets_submits_through(api, three_per_hour, caplog):
 
     assert statuses == [202] * 4
     assert "submit throttle not applied" in caplog.text
+
+
+@pytest.mark.skipif(
+    not isinstance(caches["default"], RedisCache), reason="the counter's expiry in Redis"
+)
+def test_on_redis_the_windows_counter_expires_after_its_window(api, three_per_hour):
+    api.post(TASKS, SUBMISSION, format="json")
+    api.post(TASKS, SUBMISSION, format="json")
+
+    redis = caches["default"]._cache.get_client()
+    (counter,) = redis.keys(f"{caches['default'].make_key('throttle_task_submit_*')}")
+    assert int(redis.get(counter)) == 2
+    assert 0 < redis.ttl(counter) <= 3600 + 1
