@@ -79,8 +79,9 @@ class ChildExtraction:
     at its end (``None`` if it died without a word).
 
     With ``spare``, the document goes to the child that ``spare`` started ahead of need,
-    if it has the same limits, and ``spare`` starts the next one. A spare found dead
-    before it accepted the document is replaced by a new child, unnoticed by the caller.
+    if it has the same limits, and ``spare`` starts the next one when the block ends. A
+    spare found dead before it accepted the document is replaced by a new child,
+    unnoticed by the caller.
     """
 
     def __init__(
@@ -126,6 +127,8 @@ class ChildExtraction:
             return
         self._process = None
         self._end(process)
+        if self.spare is not None:
+            self.spare.replenish(self.limits)
         logger.info(
             "document extraction child ended kind=%s status=%s peak_memory_mb=%s seconds=%.1f"
             " pre_started=%s",

@@ -3,8 +3,8 @@
 A child's start-up (a new interpreter, limits set, parsers imported: some 0.3 s) took
 longer than reading a 50-page PDF. A spare does it while nothing waits for it: it sits
 on its stdin, limited and with its parsers imported, until ``ChildExtraction`` sends it
-a document. It reads that one document and exits; taking it starts the next spare. A
-child never reads two documents: what one file did to its parser (a leak, a poisoned
+a document. It reads that one document and exits; when it has ended, the next spare is
+started. A child never reads two documents: what one file did to its parser (a leak, a poisoned
 cache, an exploit) cannot reach the next.
 
 Limits are set before the parsers are imported, so a spare only fits a document with
@@ -50,9 +50,9 @@ class SpareChild:
     def take(self, limits: ExtractionLimits) -> tuple[subprocess.Popen, bool]:
         """A child for one document with ``limits``, and whether it was started ahead.
 
-        The spare if it is alive and has these limits, else a new child; either way a
-        new spare is started for the next document. A spare that died since the check
-        is caught by ``ChildExtraction``, which never had its document accepted.
+        The spare if it is alive and has these limits, else a new child. A spare that
+        dies after this check is caught by ``ChildExtraction``: it never accepted its
+        document. ``replenish`` starts the next spare.
         """
         spare, self._spare = self._spare, None
         if spare is not None and (spare.limits != limits or spare.process.poll() is not None):
@@ -64,10 +64,20 @@ class SpareChild:
             )
             _end(spare.process)
             spare = None
-        child = spare.process if spare is not None else start_child(limits)
-        # Started now, while this document is read: its start-up overlaps that work.
-        self._spare = _Spare(start_child(limits), limits, os.getpid())
-        return child, spare is not None
+        if spare is None:
+            return start_child(limits), False
+        return spare.process, True
+
+    def replenish(self, limits: ExtractionLimits) -> None:
+        """Start a spare with ``limits`` for the next document, unless one waits already.
+
+        Called when a document's child has ended, not when it is taken: on a busy machine
+        the start-up (0.3 s of processor time) would slow the parsing of the document
+        under way; after it, it overlaps with storing the document and the next one's
+        arrival instead.
+        """
+        if self._spare is None or self._spare.owner_pid != os.getpid():
+            self._spare = _Spare(start_child(limits), limits, os.getpid())
 
     def discard(self) -> None:
         """End and reap the spare, if this process started one."""
