@@ -165,11 +165,11 @@ class ChildExtraction:
         except _DiedWaiting:
             # A spare killed while it waited (by an operator, the OOM killer): not this
             # document's doing, so it goes to a new child, just like the first.
+            self._end(self._process)
             logger.warning(
                 "document extraction spare had died waiting status=%s; starting a new child",
                 self._process.returncode,
             )
-            self._end(self._process)
             self._process, self._pre_started = start_child(self.limits), False
             self._send_document()
             yield from self._child_pieces()

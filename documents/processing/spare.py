@@ -22,6 +22,7 @@ import atexit
 import logging
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 
 from documents.processing.isolation import ExtractionLimits, start_child
@@ -41,6 +42,9 @@ class SpareChild:
 
     def __init__(self):
         self._spare: _Spare | None = None
+        # Threads of one process (Celery's threads pool) share the spare: two documents
+        # must never be handed the same child.
+        self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -54,7 +58,8 @@ class SpareChild:
         dies after this check is caught by ``ChildExtraction``: it never accepted its
         document. ``replenish`` starts the next spare.
         """
-        spare, self._spare = self._spare, None
+        with self._lock:
+            spare, self._spare = self._spare, None
         if spare is not None and (spare.limits != limits or spare.process.poll() is not None):
             logger.info(
                 "document extraction spare not used pid=%s status=%s same_limits=%s",
@@ -76,17 +81,24 @@ class SpareChild:
         under way; after it, it overlaps with storing the document and the next one's
         arrival instead.
         """
-        if self._spare is None or self._spare.owner_pid != os.getpid():
-            self._spare = _Spare(start_child(limits), limits, os.getpid())
+        with self._lock:
+            if self._spare is not None and self._spare.owner_pid == os.getpid():
+                return
+            try:
+                self._spare = _Spare(start_child(limits), limits, os.getpid())
+            except OSError:  # no processes or memory left: the next document starts its own
+                logger.warning("could not start a spare extraction child", exc_info=True)
 
     def discard(self) -> None:
         """End and reap the spare, if this process started one."""
-        spare, self._spare = self._spare, None
+        with self._lock:
+            spare, self._spare = self._spare, None
         if spare is not None and spare.owner_pid == os.getpid():
             _end(spare.process)
 
     def forget_inherited(self) -> None:
         """In a forked child: the spare is the parent's, to leave alone; close our pipe ends."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
         spare, self._spare = self._spare, None
         if spare is not None:
             spare.process.stdin.close()
