@@ -2,6 +2,8 @@
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -168,3 +170,36 @@ def test_discard_ends_and_reaps_the_spare(tmp_path, spare):
 
     assert spare.pid is None
     assert not Path(f"/proc/{waiting}").exists()
+
+
+def test_a_spare_dies_with_its_process_when_that_is_killed(tmp_path):
+    path = samples.make_pdf(tmp_path / "a.pdf", ["x"])
+    # A process that leaves a spare, as a pool process does, and waits to be killed.
+    script = (
+        "import sys, time\n"
+        "from documents.processing import DocumentKind\n"
+        "from documents.processing.isolation import ChildExtraction\n"
+        "from documents.processing.spare import process_spare\n"
+        "from tests.documents.processing.test_spare import LIMITS\n"
+        f"with ChildExtraction(DocumentKind.PDF, {str(path)!r}, limits=LIMITS,"
+        " spare=process_spare) as pieces:\n"
+        "    list(pieces)\n"
+        "print(process_spare.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=Path(__file__).parents[3], stdout=subprocess.PIPE
+    )
+    try:
+        waiting = int(owner.stdout.readline())
+        wait_until_waiting(waiting)
+    finally:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+
+    deadline = time.monotonic() + 10
+    # The kernel kills it (PR_SET_PDEATHSIG); its stdin reaching its end would end it too.
+    while process_name(waiting) is not None:
+        assert time.monotonic() < deadline, f"{waiting} outlived its parent"
+        time.sleep(0.05)
