@@ -37,13 +37,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from documents.processing import DocumentError, DocumentKind, PagePiece
 from documents.processing.extraction_child import could_not_read
-
-if TYPE_CHECKING:
-    from documents.processing.spare import SpareChild
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +58,17 @@ class ExtractionLimits:
     memory_bytes: int  # the child's address space
     seconds: float  # wall-clock time, and the child's processor time
     max_docx_uncompressed_bytes: int
+
+
+class Spare(Protocol):
+    """Where a pre-started child comes from: ``documents.processing.spare.SpareChild``.
+
+    A protocol, not an import, because that module builds on this one.
+    """
+
+    def take(self, limits: ExtractionLimits) -> tuple[subprocess.Popen, bool]: ...
+
+    def replenish(self, limits: ExtractionLimits) -> None: ...
 
 
 class ChildExtraction:
@@ -92,7 +100,7 @@ class ChildExtraction:
         limits: ExtractionLimits,
         on_page_count: Callable[[int], None] | None = None,
         on_idle: Callable[[], None] | None = None,
-        spare: "SpareChild | None" = None,
+        spare: Spare | None = None,
     ):
         self.kind = DocumentKind(kind)
         self.path = Path(path).resolve()
