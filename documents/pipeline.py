@@ -29,6 +29,7 @@ from documents.processing.chunking import Chunker, word_count
 from documents.processing.detect import detect_web_kind
 from documents.processing.fetch import fetch_url
 from documents.processing.isolation import ChildExtraction, ExtractionLimits
+from documents.processing.spare import process_spare
 from documents.services import fetch_policy
 from tasks_app.errors import PermanentTaskError
 from tasks_app.execution import TaskCancelled, TaskContext
@@ -130,8 +131,9 @@ def _extract(document: Document, source: Path, workdir: Path, context: TaskConte
                 chunks_out.write(json.dumps(asdict(chunk)) + "\n")
                 extraction.chunks += 1
 
-        # The file is parsed in a child process under memory and time limits; what comes
-        # back is normalized text, a page (or a piece of a long page) at a time.
+        # The file is parsed in a child process under memory and time limits (one this
+        # process started ahead, if it has one); what comes back is normalized text, a
+        # page (or a piece of a long page) at a time.
         ends_in_word = False  # the last piece ended inside a word the next one may go on
         with ChildExtraction(
             document.kind,
@@ -139,6 +141,7 @@ def _extract(document: Document, source: Path, workdir: Path, context: TaskConte
             limits=extraction_limits(),
             on_page_count=learn_page_count,
             on_idle=context.raise_if_cancelled,
+            spare=process_spare,
         ) as pieces:
             for piece in pieces:
                 if piece.first:

@@ -10,9 +10,16 @@ the worker goes on.
 
 The child is a fresh interpreter (``python -m documents.processing.extraction_child``), started
 with ``subprocess``: Celery's prefork pool processes are daemonic, and daemonic processes
-may not start multiprocessing children. It streams normalized page pieces to the parent
-as JSON lines on its stdout, so the parent holds one piece at a time; the pipe's buffer
-makes the child wait while the parent stores what it has.
+may not start multiprocessing children. Its start-up (the interpreter and the parsers'
+imports, some 0.3 s) took longer than reading a 50-page PDF, so a child may be started
+ahead of need: it waits, limited and with its parsers imported, until it is sent its one
+document on its stdin (``documents.processing.spare`` keeps one such spare per process).
+The wall-clock deadline and the processor time limit count from the document's arrival.
+A child reads exactly one document and exits: no child ever sees two documents.
+
+It streams normalized page pieces to the parent as JSON lines on its stdout, so the
+parent holds one piece at a time; the pipe's buffer makes the child wait while the
+parent stores what it has.
 
 The child cannot outlive the work it does: the parent kills and reaps it on every way
 out of the ``with`` block (the end, an error, a cancel or time limit raised in the parent),
@@ -30,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from documents.processing import DocumentError, DocumentKind, PagePiece
 from documents.processing.extraction_child import could_not_read
@@ -43,8 +51,6 @@ _EXIT_WAIT_SECONDS = 2.0
 _GARBLED = could_not_read("the reader's answer was garbled")
 _READ_BYTES = 1024 * 1024
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a piece is far smaller; more means a broken child
-_PR_SET_PDEATHSIG = 1
-_REASON_MAX_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,17 @@ class ExtractionLimits:
     memory_bytes: int  # the child's address space
     seconds: float  # wall-clock time, and the child's processor time
     max_docx_uncompressed_bytes: int
+
+
+class Spare(Protocol):
+    """Where a pre-started child comes from: ``documents.processing.spare.SpareChild``.
+
+    A protocol, not an import, because that module builds on this one.
+    """
+
+    def take(self, limits: ExtractionLimits) -> tuple[subprocess.Popen, bool]: ...
+
+    def replenish(self, limits: ExtractionLimits) -> None: ...
 
 
 class ChildExtraction:
@@ -68,6 +85,11 @@ class ChildExtraction:
     it (a cancel). After the
     block, ``peak_memory_bytes`` is the child's peak resident memory, as it reported it
     at its end (``None`` if it died without a word).
+
+    With ``spare``, the document goes to the child that ``spare`` started ahead of need,
+    if it has the same limits, and ``spare`` starts the next one when the block ends. A
+    spare found dead before it accepted the document is replaced by a new child,
+    unnoticed by the caller.
     """
 
     def __init__(
@@ -78,35 +100,33 @@ class ChildExtraction:
         limits: ExtractionLimits,
         on_page_count: Callable[[int], None] | None = None,
         on_idle: Callable[[], None] | None = None,
+        spare: Spare | None = None,
     ):
         self.kind = DocumentKind(kind)
         self.path = Path(path).resolve()
         self.limits = limits
         self.on_page_count = on_page_count
         self.on_idle = on_idle
+        self.spare = spare
         self.peak_memory_bytes: int | None = None
         self._process: subprocess.Popen | None = None
         self._started = self._deadline = 0.0
         self._ended = False  # the child sent its last message
+        self._accepted = False  # the child read the document
+        self._pre_started = False  # the child was a spare, started before this document
 
     def __enter__(self) -> Iterator[PagePiece]:
-        request = {
-            "kind": str(self.kind),
-            "path": str(self.path),
-            "memory_bytes": self.limits.memory_bytes,
-            "seconds": self.limits.seconds,
-            "max_docx_uncompressed_bytes": self.limits.max_docx_uncompressed_bytes,
-            "parent_pid": os.getpid(),
-        }
         self._started = time.monotonic()
         self._deadline = self._started + self.limits.seconds
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", _CHILD_MODULE, json.dumps(request)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=_PROJECT_ROOT,
-        )
+        if self.spare is not None:
+            self._process, self._pre_started = self.spare.take(self.limits)
+        else:
+            self._process = start_child(self.limits)
+        try:
+            self._send_document()
+        except BaseException:
+            self.__exit__()  # a with block's __exit__ is not called when __enter__ raises
+            raise
         return self._pieces()
 
     def __exit__(self, *exc_info) -> None:
@@ -114,6 +134,20 @@ class ChildExtraction:
         if process is None:
             return
         self._process = None
+        self._end(process)
+        if self.spare is not None:
+            self.spare.replenish(self.limits)
+        logger.info(
+            "document extraction child ended kind=%s status=%s peak_memory_mb=%s seconds=%.1f"
+            " pre_started=%s",
+            self.kind,
+            process.returncode,
+            round(self.peak_memory_bytes / 2**20) if self.peak_memory_bytes else "unknown",
+            time.monotonic() - self._started,
+            self._pre_started,
+        )
+
+    def _end(self, process: subprocess.Popen) -> None:
         if self._ended and process.returncode is None:
             try:  # it said its last word and is exiting
                 process.wait(timeout=_EXIT_WAIT_SECONDS)
@@ -122,16 +156,33 @@ class ChildExtraction:
         if process.returncode is None:
             process.kill()  # no-op for a child that already exited and waits to be reaped
         self._reap(process)
+        process.stdin.close()
         process.stdout.close()
-        logger.info(
-            "document extraction child ended kind=%s status=%s peak_memory_mb=%s seconds=%.1f",
-            self.kind,
-            process.returncode,
-            round(self.peak_memory_bytes / 2**20) if self.peak_memory_bytes else "unknown",
-            time.monotonic() - self._started,
-        )
+
+    def _send_document(self) -> None:
+        request = {"kind": str(self.kind), "path": str(self.path)}
+        try:
+            self._process.stdin.write(json.dumps(request).encode() + b"\n")
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass  # it died; its stdout is at its end, and _pieces says why
 
     def _pieces(self) -> Iterator[PagePiece]:
+        try:
+            yield from self._child_pieces()
+        except _DiedWaiting:
+            # A spare killed while it waited (by an operator, the OOM killer): not this
+            # document's doing, so it goes to a new child, just like the first.
+            self._end(self._process)
+            logger.warning(
+                "document extraction spare had died waiting status=%s; starting a new child",
+                self._process.returncode,
+            )
+            self._process, self._pre_started = start_child(self.limits), False
+            self._send_document()
+            yield from self._child_pieces()
+
+    def _child_pieces(self) -> Iterator[PagePiece]:
         process = self._process
         stream = process.stdout.fileno()
         buffer = bytearray()
@@ -145,6 +196,8 @@ class ChildExtraction:
                     except ValueError:
                         raise DocumentError(_GARBLED) from None
                     del buffer[: end + 1]
+                    if message.get("accepted"):
+                        self._accepted = True
                     if "peak_memory_bytes" in message:  # the last message
                         self.peak_memory_bytes = message["peak_memory_bytes"]
                         self._ended = True
@@ -176,6 +229,8 @@ class ChildExtraction:
                 if selector.select(min(self._deadline, next_idle_call) - now):
                     data = os.read(stream, _READ_BYTES)
                     if not data:
+                        if self._pre_started and not self._accepted:
+                            raise _DiedWaiting
                         break
                     buffer += data
                     if len(buffer) > _MAX_MESSAGE_BYTES and b"\n" not in data:
@@ -207,3 +262,27 @@ class ChildExtraction:
     def _reap(self, process: subprocess.Popen) -> None:
         if process.returncode is None:
             process.wait()
+
+
+class _DiedWaiting(Exception):
+    """A pre-started child ended before it accepted its document."""
+
+
+def start_child(limits: ExtractionLimits) -> subprocess.Popen:
+    """A new extraction child: it sets ``limits``, imports its parsers and waits for a document.
+
+    Its stdin takes one JSON line, ``{"kind", "path"}``; ``ChildExtraction`` sends it.
+    """
+    child_limits = {
+        "memory_bytes": limits.memory_bytes,
+        "seconds": limits.seconds,
+        "max_docx_uncompressed_bytes": limits.max_docx_uncompressed_bytes,
+        "parent_pid": os.getpid(),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", _CHILD_MODULE, json.dumps(child_limits)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=_PROJECT_ROOT,
+    )

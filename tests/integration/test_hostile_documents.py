@@ -2,7 +2,8 @@
 
 Parsing happens in a child of the pool process (documents/processing/isolation.py);
 these tests prove it works inside Celery's daemonic prefork pool, that a cancel reaches
-and kills the child, and that no child outlives its task.
+and kills the child, and that no child outlives its task (a pool process keeps one more,
+waiting for the next document: documents/processing/spare.py).
 """
 
 import random
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from documents.processing.extraction_child import WAITING_NAME, WORKING_NAME
 from tests.documents import samples
 from tests.integration.processes import child_pids
 from tests.integration.test_documents import (
@@ -26,13 +28,18 @@ pytestmark = pytest.mark.integration
 MIB = 2**20
 
 
-def extraction_children(worker) -> set[int]:
-    """Living extraction children of the worker's pool processes."""
+def extraction_children(worker, *, name: str | None = None) -> set[int]:
+    """Living extraction children of the worker's pool processes (called ``name``, if given).
+
+    A pool process keeps one child waiting for its next document (a spare, named
+    WAITING_NAME); the children here are those at work unless ``name`` says otherwise.
+    """
     return {
         pid
         for pool_pid in worker.pool_pids()
         for pid in child_pids(pool_pid)
         if b"documents.processing.extraction_child" in _command(pid)
+        and (_name(pid) == name if name else _name(pid) != WAITING_NAME)
     }
 
 
@@ -43,7 +50,15 @@ def _command(pid: int) -> bytes:
         return b""
 
 
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def assert_no_extraction_child_left(worker, timeout: float = 10.0) -> None:
+    """No child is left at work (a spare waiting for the next document may be)."""
     deadline = time.monotonic() + timeout
     while extraction_children(worker):
         assert time.monotonic() < deadline, f"left running: {extraction_children(worker)}"
@@ -119,7 +134,7 @@ def test_delete_while_the_child_parses_kills_the_child(live, celery_worker, tmp_
     )
     document = upload(live, path)
     deadline = time.monotonic() + 30
-    while not extraction_children(celery_worker):
+    while not extraction_children(celery_worker, name=WORKING_NAME):
         assert time.monotonic() < deadline, "the child did not start"
         time.sleep(0.05)
 
