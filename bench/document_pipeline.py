@@ -64,11 +64,17 @@ def cpu_seconds(pid: int) -> float:
 
 def start_worker(log_path: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"]
-    command += ["--queues", "default", "--loglevel", "WARNING", "--purge", "--without-mingle"]
+    command += ["--queues", "default", "--loglevel", "INFO", "--purge", "--without-mingle"]
     worker = subprocess.Popen(
         command, cwd=ROOT, stdout=log_path.open("w"), stderr=subprocess.STDOUT
     )
-    time.sleep(4)  # start-up; the upload below waits in the queue if it is not ready yet
+    # Ready means its purge is done: a document uploaded before then would be purged, and
+    # the run would wait for it in vain (a busy machine starts a worker slowly).
+    deadline = time.monotonic() + 120
+    while " ready." not in log_path.read_text(errors="replace"):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not start; its log: {log_path}")
+        time.sleep(0.1)
     return worker
 
 

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from tasks_app.asynchronous_commit import without_waiting_for_disk
 from tasks_app.models import TaskRecord, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -53,15 +54,16 @@ def tasks_publish_pending(
     broker unreachable, what was not published waits for the next pass.
     """
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The mark need not wait for the disk: a database crash that loses it makes the
-            # next pass publish those rows again, and the claim runs each task once. It
-            # halves the pass, and so the delay from a submit's commit to its message.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         pending = (
             TaskRecord.objects.outbox().order_by("created_at").select_for_update(skip_locked=True)
         )
+        # The mark need not wait for the disk: a database crash that loses it makes the next
+        # pass publish those rows again, and the claim runs each task once. It halves the
+        # pass, and so the delay from a submit's commit to its message. Asked for in the
+        # read, whose transaction is this one, not in a statement of its own.
+        asynchronous = without_waiting_for_disk(own_transaction=True)
+        if asynchronous is not None:
+            pending = pending.filter(asynchronous)
         if created_before is not None:
             pending = pending.filter(created_at__lt=created_before)
         if task_ids is not None:

@@ -13,11 +13,12 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from tasks_app import admission
+from tasks_app.asynchronous_commit import without_waiting_for_disk
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
 from tasks_app.models.state_machine import UpsertAlong
 from tasks_app.task_types import TaskType, UnknownTaskType, get_task_type
@@ -71,7 +72,7 @@ def _claim(*, task_id: str, worker: str) -> TaskRecord | None:
     return TaskRecord.objects.transition_returning(
         pk=task_id,
         to=TaskStatus.RUNNING,
-        only_if=_committed_without_waiting_for_disk(),
+        only_if=without_waiting_for_disk(),
         worker=worker,
         started_at=now,
         heartbeat_at=now,
@@ -117,37 +118,11 @@ def _progress_fields(progress: Progress | None) -> dict:
     }
 
 
-class _CommitWithoutWaitingForDisk(Func):
-    """True, and as a side effect the statement's transaction commits asynchronously.
-
-    ``set_config(…, true)`` is ``SET LOCAL`` as an expression: part of the statement's own
-    condition, it makes an autocommitted UPDATE commit without waiting for the disk in its
-    one round trip, where ``BEGIN; SET LOCAL …; UPDATE …; COMMIT`` took four.
-    """
-
-    template = "set_config('synchronous_commit', 'off', true) = 'off'"
-    output_field = BooleanField()
-
-
-def _committed_without_waiting_for_disk() -> Q | None:
-    """On PostgreSQL, a condition for the one UPDATE of an autocommitted write that makes it
-    commit without waiting for the disk (an asynchronous commit); None elsewhere.
-
-    Only for writes that a database crash may lose harmlessly: the record's progress and
-    heartbeat are a view of a running task, written again by the next report or heartbeat,
-    and a lost claim leaves the task to run again (see ``task_claim``). The database stays
-    consistent, and loses at most the last fraction of a second; the next synchronous
-    commit flushes the log up to and including these. Never inside a caller's transaction,
-    whose own writes must stay durable.
-    """
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return None
-    return Q(_CommitWithoutWaitingForDisk())
-
-
 def _unflushed(records):
-    """The records, for an update committed without waiting for the disk (see above)."""
-    condition = _committed_without_waiting_for_disk()
+    """The records, for an update committed without waiting for the disk: the record's
+    progress and heartbeat are a view of a running task, written again by the next report
+    or heartbeat (asynchronous_commit.py)."""
+    condition = without_waiting_for_disk()
     return records if condition is None else records.filter(condition)
 
 
