@@ -169,6 +169,7 @@ def task_mark_succeeded(
             only_if=_attempt(attempt),
             annotations={"owner_has_waiting": _owner_has_waiting},
             upsert_along=_result_row_upsert(result_row),
+            returning=("owner",),  # not the result it has just written
             finished_at=timezone.now(),
             **fields,
         )

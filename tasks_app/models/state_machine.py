@@ -73,6 +73,7 @@ class TransitionQuerySet(models.QuerySet):
         only_if: models.Q | None = None,
         annotations: dict[str, models.Expression] | None = None,
         upsert_along: UpsertAlong | None = None,
+        returning: tuple[str, ...] | None = None,
         **fields,
     ):
         """``transition``, returning the row as the move left it, or None if it was refused.
@@ -82,25 +83,31 @@ class TransitionQuerySet(models.QuerySet):
         again. ``annotations`` are computed in the same statement and set on the returned
         instance, like ``QuerySet.annotate``; an ``OuterRef`` in them names the moved row.
         ``upsert_along`` writes another table's row in the same statement (PostgreSQL).
+        ``returning`` names the only fields to return (and the primary key): the others are
+        deferred, as with ``QuerySet.only``, so a large result just written is not read back.
         """
         rows = self._movable(pk=pk, to=to, only_if=only_if)
         query = rows.query.chain(UpdateQuery)
         query.add_update_values({self.status_field: to, **fields})
         compiler = query.get_compiler(self.db)
         update_sql, params = compiler.as_sql()
-        model_fields = self.model._meta.concrete_fields
+        model_fields = [
+            field
+            for field in self.model._meta.concrete_fields
+            if returning is None or field.primary_key or field.name in returning
+        ]
         quote = compiler.connection.ops.quote_name
-        returning = [quote(field.column) for field in model_fields]
+        columns = [quote(field.column) for field in model_fields]
         table = self.model._meta.db_table
         expressions = [field.get_col(table) for field in model_fields]
         params = list(params)
         for name, expression in (annotations or {}).items():
             resolved = expression.resolve_expression(query, allow_joins=False)
             sql, expression_params = compiler.compile(resolved)
-            returning.append(f"{sql} AS {quote(name)}")
+            columns.append(f"{sql} AS {quote(name)}")
             params.extend(expression_params)  # RETURNING comes after the UPDATE's own
             expressions.append(resolved)
-        sql = f"{update_sql} RETURNING {', '.join(returning)}"
+        sql = f"{update_sql} RETURNING {', '.join(columns)}"
         if upsert_along is not None:
             upsert_sql, upsert_params = upsert_along.as_sql(compiler.connection, source="moved")
             sql = f"WITH moved AS ({sql}), upserted AS ({upsert_sql}) SELECT * FROM moved"

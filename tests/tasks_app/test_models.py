@@ -113,3 +113,17 @@ def test_the_owners_lists_and_staffs_list_each_have_their_index_and_the_owner_no
     assert indexes["task_created"] == ["created_at", "id"]
     # Migration 0009 dropped the foreign key's own index: task_owner_created serves it.
     assert ["owner_id"] not in indexes.values()
+
+
+@pytest.mark.django_db
+def test_transition_returning_only_named_fields_defers_the_others():
+    record = TaskRecordFactory(status=TaskStatus.RUNNING)
+
+    moved = TaskRecord.objects.transition_returning(
+        pk=record.pk, to=TaskStatus.SUCCEEDED, returning=("owner",), result={"big": "x" * 10}
+    )
+
+    assert (moved.pk, moved.owner_id) == (record.pk, record.owner_id)
+    assert moved.get_deferred_fields() >= {"result", "input", "status"}
+    assert moved.result == {"big": "x" * 10}  # a deferred field still loads when asked
+    assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.SUCCEEDED
