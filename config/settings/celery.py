@@ -57,9 +57,10 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512_000)
 # Celery's Django fixup closes every database connection before and after each task unless
 # this is set; it then closes them once per this many tasks. The worker keeps its
-# connections as the web does instead: tasks_app/signals.py applies CONN_MAX_AGE and the
-# health check around each task. (A pool process is replaced after
-# CELERY_WORKER_MAX_TASKS_PER_CHILD tasks anyway.)
+# connections as the web does instead: tasks_app/signals.py applies CONN_MAX_AGE around
+# each task, and the health check around maintenance tasks (our tasks' claim reconnects
+# once instead). (A pool process is replaced after CELERY_WORKER_MAX_TASKS_PER_CHILD tasks
+# anyway.)
 CELERY_DB_REUSE_MAX = 1_000_000
 # Celery's task events are for Flower and `celery events`; the task records already hold
 # what they tell (status, worker, times), and nothing in the service reads them. Off by
@@ -70,8 +71,8 @@ CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=False)
 CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Publishing happens in the request (after commit): give up fast when the broker is down,
-# the row stays queued and is dispatched again later.
+# The relay and reconciliation publish: give up fast when the broker is down, the row
+# stays queued and is published by a later pass.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
