@@ -10,6 +10,7 @@ from tasks_app import recovery, services, transitions
 from tasks_app.errors import ActiveTaskLimitReached
 from tasks_app.models import TaskQuota, TaskRecord, TaskStatus
 from tasks_app.task_types import get_task_type
+from tests.concurrency import call_at_once
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory, UserFactory
 
@@ -165,28 +166,20 @@ def test_submits_at_once_never_pass_either_limit(unread_queue):
     owner = UserFactory()
     TaskQuota.objects.create(user=owner, max_active=5, max_running=2)
     submitters = 12
-    start = threading.Barrier(submitters)
-    refused, errors = [], []
 
-    def submit_at_once():
-        try:
-            start.wait()
-            services.task_submit(
-                owner=owner, task_type=get_task_type("diagnostics.sleep"), input_data={}
-            )
-        except ActiveTaskLimitReached:
-            refused.append(True)
-        except Exception as error:  # reported below; a thread's exception is otherwise lost
-            errors.append(error)
-        finally:
-            connection.close()
+    def submit():
+        return services.task_submit(
+            owner=owner, task_type=get_task_type("diagnostics.sleep"), input_data={}
+        )
 
-    threads = [threading.Thread(target=submit_at_once) for _ in range(submitters)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = call_at_once(submit, times=submitters)
 
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ActiveTaskLimitReached)]
+    errors = [
+        outcome
+        for outcome in outcomes
+        if isinstance(outcome, Exception) and not isinstance(outcome, ActiveTaskLimitReached)
+    ]
     assert errors == []
     assert len(refused) == submitters - 5
     assert sorted(statuses_of(owner)) == ["queued"] * 2 + ["waiting"] * 3

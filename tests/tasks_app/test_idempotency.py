@@ -1,13 +1,12 @@
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from tasks_app import services
 from tasks_app.models import TaskRecord
 from tasks_app.task_types import get_task_type
+from tests.concurrency import call_at_once
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -76,31 +75,19 @@ def test_an_overlong_key_is_400(api):
 def test_requests_with_one_key_at_once_make_one_task(unread_queue):
     owner = UserFactory()
     senders = 6
-    start = threading.Barrier(senders)
-    submissions, errors = [], []
 
-    def submit_at_once():
-        try:
-            start.wait()
-            submissions.append(
-                services.task_submit_once(
-                    owner=owner,
-                    task_type=get_task_type("diagnostics.sleep"),
-                    input_data={"seconds": 1},
-                    idempotency_key="order-42",
-                )
-            )
-        except Exception as error:  # reported below; a thread's exception is otherwise lost
-            errors.append(error)
-        finally:
-            connection.close()
+    def submit():
+        return services.task_submit_once(
+            owner=owner,
+            task_type=get_task_type("diagnostics.sleep"),
+            input_data={"seconds": 1},
+            idempotency_key="order-42",
+        )
 
-    threads = [threading.Thread(target=submit_at_once) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = call_at_once(submit, times=senders)
 
+    errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    submissions = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
     assert errors == []
     assert len({submission.record.pk for submission in submissions}) == 1
     assert sorted(submission.replayed for submission in submissions) == [False] + [True] * 5
