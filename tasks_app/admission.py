@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Count, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery
 
 from tasks_app.dispatch import OUTBOX_CHANNEL, outbox_notify
 from tasks_app.errors import ActiveTaskLimitReached
@@ -165,6 +165,14 @@ def initial_status(*, owner_id, enforce_active_limit: bool = True) -> str:
     if enforce_active_limit and load.active >= load.max_active:
         raise ActiveTaskLimitReached(limit=load.max_active)
     return TaskStatus.QUEUED if load.free_slots else TaskStatus.WAITING
+
+
+# Whether a task record's owner has tasks waiting: an annotation a finish asks for in its
+# own statement (transitions.task_finish), since most owners have nothing waiting and a
+# separate read cost each finished task a round trip.
+owner_has_waiting = Exists(
+    TaskRecord.objects.filter(owner_id=OuterRef("owner_id"), status=TaskStatus.WAITING)
+)
 
 
 def tasks_admit_waiting(*, owner_id, known_waiting: bool = False) -> int:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -167,7 +167,7 @@ def task_mark_succeeded(
             pk=task_id,
             to=TaskStatus.SUCCEEDED,
             only_if=_attempt(attempt),
-            annotations={"owner_has_waiting": _owner_has_waiting},
+            annotations={"owner_has_waiting": admission.owner_has_waiting},
             upsert_along=_result_row_upsert(result_row),
             returning=("owner",),  # not the result it has just written
             finished_at=timezone.now(),
@@ -186,11 +186,7 @@ def task_mark_succeeded(
             [result_row],
             update_conflicts=True,
             unique_fields=[upsert.conflict_field],
-            update_fields=[
-                field.name
-                for field in TaskResult._meta.concrete_fields
-                if field.name not in ("id", upsert.conflict_field, *upsert.kept)
-            ],
+            update_fields=[field.name for field in upsert.updated_fields()],
         )
     return True
 
@@ -271,13 +267,6 @@ def _error_fields(
     }
 
 
-# Asked in the finish's own statement: most owners have nothing waiting, and a separate
-# read cost each finished task a round trip.
-_owner_has_waiting = Exists(
-    TaskRecord.objects.filter(owner_id=OuterRef("owner_id"), status=TaskStatus.WAITING)
-)
-
-
 # No savepoint when called inside a transaction (the worker's success commits Celery's row
 # with it): a failure here fails the caller's transaction as a whole, as it should.
 @transaction.atomic(savepoint=False)
@@ -290,7 +279,7 @@ def task_finish(*, task_id, to: str, only_if: Q | None = None, **fields) -> bool
         pk=task_id,
         to=to,
         only_if=only_if,
-        annotations={"owner_has_waiting": _owner_has_waiting},
+        annotations={"owner_has_waiting": admission.owner_has_waiting},
         finished_at=timezone.now(),
         **fields,
     )

@@ -24,6 +24,18 @@ class UpsertAlong:
     conflict_field: str
     kept: tuple[str, ...] = ()
 
+    def updated_fields(self) -> list[models.Field]:
+        """What a conflict overwrites: every column but the key, the conflict's and ``kept``.
+
+        Also what a caller's ``bulk_create(update_conflicts=True)`` of the same row updates,
+        where one statement is not possible (SQLite, inside a transaction).
+        """
+        return [
+            field
+            for field in self.row._meta.concrete_fields
+            if not field.primary_key and field.name not in (self.conflict_field, *self.kept)
+        ]
+
     def as_sql(self, connection, *, source: str) -> tuple[str, list]:
         meta = self.row._meta
         quote = connection.ops.quote_name
@@ -38,7 +50,7 @@ class UpsertAlong:
             field.get_db_prep_save(field.pre_save(self.row, add=True), connection)
             for field in fields
         ]
-        updated = [field for field in fields if field.name not in (self.conflict_field, *self.kept)]
+        updated = self.updated_fields()
         conflict = quote(meta.get_field(self.conflict_field).column)
         sql = (
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"

@@ -7,7 +7,6 @@ and raised its own error, as pypdf's broad ``except Exception`` blocks can).
 """
 
 import re
-import time
 import uuid
 
 import pytest
@@ -19,6 +18,7 @@ from tests.documents import samples
 from tests.factories import UserFactory
 from tests.integration.conftest import WorkerProcess, submit_to_private_queue
 from tests.integration.test_documents import DOCUMENTS, poll_document, upload
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,6 @@ def lines_about(log: str, task_id: str) -> list[str]:
     ]
 
 
-def wait_for(condition, *, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
-    return value
-
-
 def test_cancel_while_processing_ends_cancelled_and_revoked_without_an_error_logged(
     live, celery_worker, tmp_path
 ):
@@ -49,10 +41,10 @@ def test_cancel_while_processing_ends_cancelled_and_revoked_without_an_error_log
     log_before = len(celery_worker.log())
     document = upload(live, path)
     task_id = document["task"]["id"]
-    wait_for(
+    wait_until(
         lambda: live.get(f"{DOCUMENTS}{document['id']}/").json()["progress"]["current"] >= 1,
         timeout=30,
-        message="processing did not start",
+        what="processing to start",
     )
 
     response = live.post(f"/api/v1/tasks/{task_id}/cancel/")
@@ -61,16 +53,16 @@ def test_cancel_while_processing_ends_cancelled_and_revoked_without_an_error_log
     final = poll_document(live, document["id"])[-1]
     assert (final["status"], final["task"]["status"]) == ("cancelled", "cancelled")
     # The record is cancelled at once; the worker stores Celery's outcome when it stops.
-    result = wait_for(
+    result = wait_until(
         lambda: TaskResult.objects.filter(task_id=task_id, status__in=READY_STATES).first(),
         timeout=15,
-        message="no final Celery result row",
+        what="a final Celery result row",
     )
     assert result.status == "REVOKED"
-    wait_for(
+    wait_until(
         lambda: f"Task documents.process[{task_id}] ignored" in celery_worker.log(),
         timeout=15,
-        message="the worker did not finish with the task",
+        what="the worker to finish with the task",
     )
     log = celery_worker.log()[log_before:]
     assert f"task stopped after cancel id={task_id}" in log
@@ -115,21 +107,21 @@ def test_an_error_raised_after_the_cancel_is_logged_as_the_cancel_not_a_failure(
     )
     task_id = str(record.pk)
     # Past its last progress report: from here on only the watch could see the cancel.
-    wait_for(
+    wait_until(
         lambda: (
             api.get(f"/api/v1/tasks/{task_id}/").json()["progress"]["message"]
             == "waiting before failing"
         ),
         timeout=30,
-        message="the task did not start",
+        what="the task to start",
     )
 
     assert api.post(f"/api/v1/tasks/{task_id}/cancel/").status_code == 200
 
-    result = wait_for(
+    result = wait_until(
         lambda: TaskResult.objects.filter(task_id=task_id, status__in=READY_STATES).first(),
         timeout=30,
-        message="no final Celery result row",
+        what="a final Celery result row",
     )
     assert result.status == "REVOKED"
     assert api.get(f"/api/v1/tasks/{task_id}/").json()["status"] == "cancelled"

@@ -5,7 +5,6 @@ Each worker here has one pool process and a queue of its own, so the documents r
 process whose children the test watches, not the session's shared worker.
 """
 
-import time
 import uuid
 import zlib
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.documents import samples
 from tests.factories import UserFactory
 from tests.integration.conftest import WorkerProcess
 from tests.integration.test_hostile_documents import extraction_children
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -83,14 +83,6 @@ def process_on(queue: str, path: Path) -> Document:
     return document
 
 
-def wait_for(condition, *, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
-    return value
-
-
 def is_final(document: Document) -> bool:
     document.refresh_from_db()
     return document.status in ("completed", "failed", "cancelled")
@@ -99,19 +91,21 @@ def is_final(document: Document) -> bool:
 def test_the_next_document_is_read_by_the_spare_the_last_one_left(start_worker, tmp_path, slow_pdf):
     worker, queue = start_worker()
     first = process_on(queue, samples.make_pdf(tmp_path / "first.pdf", ["First document"]))
-    wait_for(lambda: is_final(first), timeout=60, message="the first document did not end")
+    wait_until(lambda: is_final(first), timeout=60, what="the first document to end")
     assert first.status == "completed", first.error_message
-    (spare,) = wait_for(
-        lambda: extraction_children(worker, name=WAITING_NAME), timeout=30, message="no spare"
+    (spare,) = wait_until(
+        lambda: extraction_children(worker, name=WAITING_NAME), timeout=30, what="a spare child"
     )
 
     second = process_on(queue, slow_pdf)
-    reading = wait_for(
-        lambda: extraction_children(worker, name=WORKING_NAME), timeout=30, message="not read"
+    reading = wait_until(
+        lambda: extraction_children(worker, name=WORKING_NAME),
+        timeout=30,
+        what="the spare to read it",
     )
 
     assert reading == {spare}
-    wait_for(lambda: is_final(second), timeout=120, message="the second document did not end")
+    wait_until(lambda: is_final(second), timeout=120, what="the second document to end")
     assert not Path(f"/proc/{spare}").exists()  # it read one document, and was reaped
 
 
@@ -122,14 +116,14 @@ def test_a_pool_process_that_exits_ends_its_spare(start_worker, slow_pdf):
 
     document = process_on(queue, slow_pdf)
     # Started when the document took the pool process's first child.
-    spares = wait_for(
-        lambda: extraction_children(worker, name=WAITING_NAME), timeout=30, message="no spare"
+    spares = wait_until(
+        lambda: extraction_children(worker, name=WAITING_NAME), timeout=30, what="a spare child"
     )
-    wait_for(lambda: is_final(document), timeout=120, message="the document did not end")
-    wait_for(
+    wait_until(lambda: is_final(document), timeout=120, what="the document to end")
+    wait_until(
         lambda: worker.pool_pids() and pool_process not in worker.pool_pids(),
         timeout=30,
-        message="the pool process was not replaced",
+        what="the pool process to be replaced",
     )
 
     # Ended and reaped by the pool process itself: no orphan, and no zombie for init.
@@ -139,9 +133,9 @@ def test_a_pool_process_that_exits_ends_its_spare(start_worker, slow_pdf):
 def test_a_stopped_worker_leaves_no_spare(start_worker, tmp_path):
     worker, queue = start_worker()
     document = process_on(queue, samples.make_pdf(tmp_path / "a.pdf", ["A document"]))
-    wait_for(lambda: is_final(document), timeout=60, message="the document did not end")
-    spares = wait_for(
-        lambda: extraction_children(worker, name=WAITING_NAME), timeout=30, message="no spare"
+    wait_until(lambda: is_final(document), timeout=60, what="the document to end")
+    spares = wait_until(
+        lambda: extraction_children(worker, name=WAITING_NAME), timeout=30, what="a spare child"
     )
 
     worker.stop()  # a warm shutdown

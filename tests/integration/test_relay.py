@@ -1,26 +1,18 @@
 """A relay killed in the middle of its work loses nothing: the next one publishes the rest."""
 
-import time
-
 import pytest
 
 from tasks_app.broker import broker_queue_size
 from tasks_app.models import TaskRecord
 from tests.factories import TaskRecordFactory, UserFactory
 from tests.integration.conftest import RelayProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 STARTS_ITS_OWN_RELAY = True
 TASK_COUNT = 1000
 BATCH_SIZE = 10
-
-
-def wait_until(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_a_relay_killed_mid_run_loses_nothing(transactional_db, unread_queue, tmp_path):

@@ -1,7 +1,6 @@
 """The relay publishes each committed submit once, soon, and nothing that rolled back."""
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -15,15 +14,9 @@ from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.relay import Relay
 from tasks_app.task_types import get_task_type
 from tests.factories import TaskRecordFactory
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.02)
 
 
 class RunningRelay:
@@ -59,7 +52,11 @@ def submit(owner):
 def test_a_committed_submit_is_published_by_the_relay(user, unread_queue):
     with RunningRelay():
         record = submit(user)
-        wait_for(lambda: TaskRecord.objects.get(pk=record.pk).dispatched_at is not None)
+        wait_until(
+            lambda: TaskRecord.objects.get(pk=record.pk).dispatched_at is not None,
+            timeout=10,
+            what="the record to be published",
+        )
 
     assert broker_queue_size(unread_queue) == 1
     assert not TaskRecord.objects.outbox().exists()
@@ -71,7 +68,11 @@ def test_a_rolled_back_submit_is_never_published(user, unread_queue):
             submit(user)
             raise RuntimeError("the request failed after the insert")
         published = submit(user)  # a later commit wakes the relay; the first left nothing
-        wait_for(lambda: TaskRecord.objects.get(pk=published.pk).dispatched_at is not None)
+        wait_until(
+            lambda: TaskRecord.objects.get(pk=published.pk).dispatched_at is not None,
+            timeout=10,
+            what="the record to be published",
+        )
 
     assert list(TaskRecord.objects.values_list("pk", flat=True)) == [published.pk]
     assert broker_queue_size(unread_queue) == 1
@@ -83,7 +84,9 @@ def test_two_relays_publish_each_commit_once(user, unread_queue):
     )
 
     with RunningRelay(batch_size=20) as first, RunningRelay(batch_size=20) as second:
-        wait_for(lambda: not TaskRecord.objects.outbox().exists(), timeout=30)
+        wait_until(
+            lambda: not TaskRecord.objects.outbox().exists(), timeout=30, what="an empty outbox"
+        )
 
     assert first.published + second.published == 300
     assert broker_queue_size(unread_queue) == 300

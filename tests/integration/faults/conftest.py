@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.integration.conftest import _test_database_url
 from tests.integration.processes import child_pids, is_alive
+from tests.waiting import wait_until
 
 BASE_DIR = Path(settings.BASE_DIR)
 START_SECONDS = 60
@@ -63,18 +63,6 @@ def _postgres_and_redis_only():
         pytest.skip("fault tests need PostgreSQL (set DATABASE_URL)")
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         pytest.skip("fault tests need Redis (set CELERY_BROKER_URL)")
-
-
-def wait_until(condition: Callable[[], object], *, timeout: float, what: str, every=0.1):
-    """Return ``condition()`` once it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 # --- Processes -----------------------------------------------------------------------------

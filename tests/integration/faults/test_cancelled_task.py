@@ -6,8 +6,9 @@ import uuid
 import pytest
 
 from tasks_app.models import DiagnosticCounter, TaskRecord
-from tests.integration.faults.conftest import RECONCILE_EVERY, REDISPATCH_AFTER, wait_until
+from tests.integration.faults.conftest import RECONCILE_EVERY, REDISPATCH_AFTER
 from tests.integration.test_task_lifecycle import submit
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 
 from tasks_app.models import TaskRecord, TaskStatus
-from tests.integration.faults.conftest import wait_until
 from tests.integration.test_task_lifecycle import has_status, poll, submit
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from tests.integration.faults.conftest import (
     RECONCILE_EVERY,
     is_alive,
     sigkill,
-    wait_until,
 )
 from tests.integration.test_task_lifecycle import has_status, poll, submit
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

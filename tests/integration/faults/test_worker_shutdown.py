@@ -12,8 +12,8 @@ import pytest
 
 from tasks_app.models import DiagnosticCounter, TaskStatus
 from tests.integration.conftest import submit_to_private_queue
-from tests.integration.faults.conftest import wait_until
 from tests.integration.test_task_lifecycle import has_status, poll
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
