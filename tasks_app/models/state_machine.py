@@ -5,10 +5,12 @@ each status to the statuses it may go to next, and its queryset derives from
 ``TransitionQuerySet``. Nothing else writes the status field.
 """
 
+import functools
 from dataclasses import dataclass
 
 from django.db import connections, models
-from django.db.models.sql import UpdateQuery
+
+from tasks_app.models.compiled_moves import compiled_move
 
 
 @dataclass(frozen=True)
@@ -30,34 +32,53 @@ class UpsertAlong:
         Also what a caller's ``bulk_create(update_conflicts=True)`` of the same row updates,
         where one statement is not possible (SQLite, inside a transaction).
         """
-        return [
-            field
-            for field in self.row._meta.concrete_fields
-            if not field.primary_key and field.name not in (self.conflict_field, *self.kept)
-        ]
+        return _updated_fields(type(self.row), self.conflict_field, self.kept)
 
     def as_sql(self, connection, *, source: str) -> tuple[str, list]:
-        meta = self.row._meta
-        quote = connection.ops.quote_name
         fields = [
             field
-            for field in meta.concrete_fields
+            for field in self.row._meta.concrete_fields
             if not (field.primary_key and getattr(self.row, field.attname) is None)
         ]
-        # Typed, since a SELECT list's parameters have no column to take a type from.
-        values = ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in fields)
         params = [
             field.get_db_prep_save(field.pre_save(self.row, add=True), connection)
             for field in fields
         ]
-        updated = self.updated_fields()
-        conflict = quote(meta.get_field(self.conflict_field).column)
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-            f" SELECT {values} FROM {source} ON CONFLICT ({conflict}) DO UPDATE SET "
-            + ", ".join(f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in updated)
+        sql = _upsert_sql(
+            type(self.row),
+            tuple(field.name for field in fields),
+            conflict_field=self.conflict_field,
+            kept=self.kept,
+            source=source,
+            alias=connection.alias,
         )
         return sql, params
+
+
+def _updated_fields(model, conflict_field: str, kept: tuple[str, ...]) -> list[models.Field]:
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key and field.name not in (conflict_field, *kept)
+    ]
+
+
+# Per shape, like the moves (compiled_moves.py): the row's values are the call's own.
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(model, names: tuple, *, conflict_field, kept, source, alias) -> str:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    fields = [meta.get_field(name) for name in names]
+    # Typed, since a SELECT list's parameters have no column to take a type from.
+    values = ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in fields)
+    updated = _updated_fields(model, conflict_field, kept)
+    conflict = quote(meta.get_field(conflict_field).column)
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" SELECT {values} FROM {source} ON CONFLICT ({conflict}) DO UPDATE SET "
+        + ", ".join(f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in updated)
+    )
 
 
 class TransitionQuerySet(models.QuerySet):
@@ -98,46 +119,24 @@ class TransitionQuerySet(models.QuerySet):
         ``returning`` names the only fields to return (and the primary key): the others are
         deferred, as with ``QuerySet.only``, so a large result just written is not read back.
         """
-        rows = self._movable(pk=pk, to=to, only_if=only_if)
-        query = rows.query.chain(UpdateQuery)
-        query.add_update_values({self.status_field: to, **fields})
-        compiler = query.get_compiler(self.db)
-        update_sql, params = compiler.as_sql()
-        model_fields = [
-            field
-            for field in self.model._meta.concrete_fields
-            if returning is None or field.primary_key or field.name in returning
-        ]
-        quote = compiler.connection.ops.quote_name
-        columns = [quote(field.column) for field in model_fields]
-        table = self.model._meta.db_table
-        expressions = [field.get_col(table) for field in model_fields]
-        params = list(params)
-        for name, expression in (annotations or {}).items():
-            resolved = expression.resolve_expression(query, allow_joins=False)
-            sql, expression_params = compiler.compile(resolved)
-            columns.append(f"{sql} AS {quote(name)}")
-            params.extend(expression_params)  # RETURNING comes after the UPDATE's own
-            expressions.append(resolved)
-        sql = f"{update_sql} RETURNING {', '.join(columns)}"
+        move, params = compiled_move(
+            self,
+            pk=pk,
+            to=to,
+            only_if=only_if,
+            annotations=annotations or {},
+            returning=returning,
+            fields=fields,
+        )
+        sql = move.sql
         if upsert_along is not None:
-            upsert_sql, upsert_params = upsert_along.as_sql(compiler.connection, source="moved")
+            upsert_sql, upsert_params = upsert_along.as_sql(connections[self.db], source="moved")
             sql = f"WITH moved AS ({sql}), upserted AS ({upsert_sql}) SELECT * FROM moved"
             params.extend(upsert_params)
         with connections[self.db].cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
-        if row is None:
-            return None
-        # The conversions a SELECT applies (JSON, and on SQLite dates, UUIDs and booleans).
-        [values] = compiler.apply_converters([row], compiler.get_converters(expressions))
-        values = list(values)
-        record = self.model.from_db(
-            self.db, [field.attname for field in model_fields], values[: len(model_fields)]
-        )
-        for name, value in zip(annotations or {}, values[len(model_fields) :], strict=True):
-            setattr(record, name, value)
-        return record
+        return None if row is None else move.record(self.model, self.db, row)
 
     def _movable(self, *, pk, to: str, only_if: models.Q | None):
         """The row, if it is in a status from which the table allows ``to``."""

@@ -127,3 +127,60 @@ def test_transition_returning_only_named_fields_defers_the_others():
     assert moved.get_deferred_fields() >= {"result", "input", "status"}
     assert moved.result == {"big": "x" * 10}  # a deferred field still loads when asked
     assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_a_move_of_one_shape_gives_each_call_its_own_values_and_condition():
+    # The second and third calls reuse the statement the first compiled: only their values
+    # differ (compiled_moves.py), and each row gets its own.
+    records = [TaskRecordFactory(status=TaskStatus.RUNNING, attempts=n) for n in (1, 2, 3)]
+
+    moved = [
+        TaskRecord.objects.transition_returning(
+            pk=record.pk,
+            to=TaskStatus.FAILED,
+            only_if=Q(attempts=record.attempts),
+            error_message=f"boom {record.attempts}",
+            result={"attempt": record.attempts},
+            progress_current=F("attempts") * 10,
+        )
+        for record in records
+    ]
+    refused = TaskRecord.objects.transition_returning(
+        pk=TaskRecordFactory(status=TaskStatus.RUNNING, attempts=4).pk,
+        to=TaskStatus.FAILED,
+        only_if=Q(attempts=5),
+        error_message="not this attempt",
+        result={},
+        progress_current=F("attempts") * 10,
+    )
+
+    rows = TaskRecord.objects.filter(pk__in=[r.pk for r in records]).order_by("attempts")
+    expected = [("failed", f"boom {n}", {"attempt": n}, n * 10) for n in (1, 2, 3)]
+    assert [(m.status, m.error_message, m.result, m.progress_current) for m in moved] == expected
+    assert [(r.status, r.error_message, r.result, r.progress_current) for r in rows] == expected
+    assert refused is None
+
+
+@pytest.mark.django_db
+def test_moves_of_different_shapes_are_not_mistaken_for_one_another():
+    first, second, third = (TaskRecordFactory(status=TaskStatus.RUNNING, attempts=2) for _ in "abc")
+
+    with_condition = TaskRecord.objects.transition_returning(
+        pk=first.pk, to=TaskStatus.SUCCEEDED, only_if=Q(attempts=1), worker="a"
+    )
+    without_condition = TaskRecord.objects.transition_returning(
+        pk=first.pk, to=TaskStatus.SUCCEEDED, worker="a"
+    )
+    other_fields = TaskRecord.objects.transition_returning(
+        pk=second.pk, to=TaskStatus.SUCCEEDED, error_message="kept apart"
+    )
+    # A lookup whose SQL depends on its value is compiled for each call, as any query.
+    other_lookup = TaskRecord.objects.transition_returning(
+        pk=third.pk, to=TaskStatus.FAILED, only_if=Q(attempts__in=[1, 2]), worker="c"
+    )
+
+    assert with_condition is None
+    assert (without_condition.status, without_condition.worker) == ("succeeded", "a")
+    assert (other_fields.error_message, other_fields.worker) == ("kept apart", second.worker)
+    assert (other_lookup.status, other_lookup.worker) == ("failed", "c")
