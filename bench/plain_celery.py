@@ -1,11 +1,12 @@
 """Plain Celery, the baselines of bench/drain.py: no task record, claim, watch or heartbeat.
 
 The app reads the service's own Celery settings (broker, events), and delivers as plain
-Celery must to lose nothing to a crash: acks_late, reject_on_worker_lost, prefetch 1 (pinned
-below, whatever the service ships). One more difference: plain Celery's Django fixup closes the database
-connections around every task, as it does for anyone who does not set ``db_reuse_max``
-(the service sets it and keeps its connections, see config/settings/celery.py). Set
-``PLAIN_KEEP_CONNECTIONS=1`` to give the baselines the service's connection handling.
+Celery must to lose nothing to a crash: acks_late, reject_on_worker_lost, prefetch 1
+(pinned below, whatever the service ships). One more difference: plain Celery's Django
+fixup closes the database connections around every task, as it does for anyone who does
+not set ``db_reuse_max`` (the service sets it and keeps its connections, see
+config/settings/celery.py). Set ``PLAIN_KEEP_CONNECTIONS=1`` to give the baselines the
+service's connection handling.
 
 - ``plain_noop``: a trivial task whose result django-celery-results stores (its row,
   SUCCESS, as the service's tasks have one);
