@@ -24,6 +24,11 @@ class _CommitWithoutWaitingForDisk(Func):
     output_field = BooleanField()
 
 
+# One instance for every statement: a compiled statement's key (compiled_moves.py) hashes
+# its condition, and an expression's hash is worked out once per instance.
+_CONDITION = Q(_CommitWithoutWaitingForDisk())
+
+
 def without_waiting_for_disk(*, own_transaction: bool = False) -> Q | None:
     """A condition for a statement that makes its transaction commit asynchronously, on
     PostgreSQL; None elsewhere.
@@ -35,4 +40,4 @@ def without_waiting_for_disk(*, own_transaction: bool = False) -> Q | None:
         return None
     if connection.in_atomic_block and not own_transaction:
         return None
-    return Q(_CommitWithoutWaitingForDisk())
+    return _CONDITION

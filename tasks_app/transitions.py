@@ -66,6 +66,10 @@ def task_claim(*, task_id: str, worker: str) -> TaskRecord | None:
         return _claim(task_id=task_id, worker=worker)
 
 
+# One instance for every claim, for the same reason as asynchronous_commit._CONDITION.
+_NEXT_ATTEMPT = F("attempts") + 1
+
+
 def _claim(*, task_id: str, worker: str) -> TaskRecord | None:
     now = timezone.now()
     # One statement: the worker needs the record (input, owner, attempt) it claimed.
@@ -76,7 +80,7 @@ def _claim(*, task_id: str, worker: str) -> TaskRecord | None:
         worker=worker,
         started_at=now,
         heartbeat_at=now,
-        attempts=F("attempts") + 1,
+        attempts=_NEXT_ATTEMPT,
     )
 
 
