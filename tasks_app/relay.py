@@ -5,7 +5,10 @@ no ``dispatched_at``). The relay publishes such records in batches (``dispatch.p
 
 - on PostgreSQL it LISTENs on its own connection and wakes at each commit's NOTIFY, and
   looks anyway every ``IDLE_PASS_SECONDS``, in case a notification was missed (a dropped
-  connection);
+  connection). Under load its passes start at most every ``TASKS_RELAY_GATHER_SECONDS``:
+  a pass costs four round trips however few tasks it publishes, and one pass per submit
+  cost more processor time than the submit itself; the commits of that interval are
+  gathered into one pass instead, at the price of that much more delay;
 - on SQLite, which has no notifications, it looks every ``TASKS_RELAY_POLL_SECONDS``, with
   one read of the outbox's small index; it takes the write lock only when there is work.
 
@@ -15,6 +18,7 @@ publishes what waited longer than its grace. Two relays by mistake publish nothi
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -31,11 +35,22 @@ RETRY_SECONDS = 1.0
 class Relay:
     """Run with ``run(stop)``; it returns soon after ``stop`` is set."""
 
-    def __init__(self, *, batch_size: int | None = None, poll_seconds: float | None = None):
+    def __init__(
+        self,
+        *,
+        batch_size: int | None = None,
+        poll_seconds: float | None = None,
+        gather_seconds: float | None = None,
+    ):
         self.batch_size = batch_size or settings.TASKS_RELAY_BATCH_SIZE
         self.poll_seconds = poll_seconds or settings.TASKS_RELAY_POLL_SECONDS
+        self.gather_seconds = (
+            settings.TASKS_RELAY_GATHER_SECONDS if gather_seconds is None else gather_seconds
+        )
         self.published = 0
+        self.passes = 0
         self._listener = None
+        self._last_pass_at = -float("inf")
 
     def run(self, stop: threading.Event) -> None:
         logger.info("relay started database=%s batch=%s", connection.vendor, self.batch_size)
@@ -47,6 +62,8 @@ class Relay:
                         self._listen()
                     self._publish_all(notified=notified)
                     notified = self._wait(stop)
+                    if notified:
+                        self._gather(stop)
                 except (DatabaseError, connection.Database.Error):
                     # Django's errors, and psycopg's own from the listening connection.
                     logger.warning(
@@ -65,6 +82,8 @@ class Relay:
         """
         while notified or tasks_pending_exist():
             notified = False
+            self._last_pass_at = time.monotonic()
+            self.passes += 1
             count = tasks_publish_pending(limit=self.batch_size)
             self.published += count
             if count:
@@ -85,6 +104,20 @@ class Relay:
         for _ in self._listener.notifies(timeout=0):
             pass
         return notified
+
+    def _gather(self, stop: threading.Event) -> None:
+        """Woken soon after the last pass began: wait out the rest of the gathering time, so
+        that the commits made meanwhile are published together, in one pass.
+
+        The notifications of those commits are read now: the coming pass publishes for them,
+        and left queued they would wake an empty pass after it.
+        """
+        remaining = self._last_pass_at + self.gather_seconds - time.monotonic()
+        if remaining <= 0:
+            return
+        stop.wait(remaining)
+        for _ in self._listener.notifies(timeout=0):
+            pass
 
     def _listen(self) -> None:
         if self._listener is not None:

@@ -27,6 +27,9 @@ TASKS_REDISPATCH_AFTER_SECONDS = env.float("TASKS_REDISPATCH_AFTER_SECONDS", def
 # by PostgreSQL's NOTIFY at each commit; on SQLite it looks for new ones this often.
 TASKS_RELAY_BATCH_SIZE = env.int("TASKS_RELAY_BATCH_SIZE", default=500)
 TASKS_RELAY_POLL_SECONDS = env.float("TASKS_RELAY_POLL_SECONDS", default=0.05)
+# Under load (PostgreSQL), the relay's passes start at most this often: the commits of the
+# interval are published in one pass (relay.py). The most it adds to a submit's delay.
+TASKS_RELAY_GATHER_SECONDS = env.float("TASKS_RELAY_GATHER_SECONDS", default=0.01)
 # The most tasks one POST /api/v1/tasks/batch may submit.
 TASKS_BATCH_MAX_TASKS = env.int("TASKS_BATCH_MAX_TASKS", default=1000)
 # A repeated Idempotency-Key returns the first task for this long.
