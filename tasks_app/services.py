@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 BULK_INSERT_ROWS = 500
 
 
-@transaction.atomic
 def task_submit(
     *,
     owner: AbstractBaseUser,
@@ -48,24 +47,25 @@ def task_submit(
     ``enforce_active_limit`` is off (staff requeueing a dead letter). ``idempotency_key``
     and ``request_fingerprint`` are stored with the record (``task_submit_once``).
     """
-    # A queued record wakes the relay at commit: initial_status queued the NOTIFY.
-    status = admission.initial_status(owner_id=owner.pk, enforce_active_limit=enforce_active_limit)
-    record = TaskRecord.objects.create(
-        owner=owner,
-        task_type=task_type.name,
-        queue=task_type.queue,
-        priority=task_type.priority if priority is None else priority,
-        input=input_data,
-        status=status,
-        idempotency_key=idempotency_key,
-        request_fingerprint=request_fingerprint,
+    # Committed at once (or with the caller's transaction); a queued one wakes the relay.
+    record = admission.record_create_admitted(
+        TaskRecord(
+            owner=owner,
+            task_type=task_type.name,
+            queue=task_type.queue,
+            priority=task_type.priority if priority is None else priority,
+            input=input_data,
+            idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+        ),
+        enforce_active_limit=enforce_active_limit,
     )
     logger.info(
         "task submitted id=%s type=%s owner=%s status=%s",
         record.pk,
         record.task_type,
         owner.pk,
-        status,
+        record.status,
     )
     return record
 
