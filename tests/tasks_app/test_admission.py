@@ -5,6 +5,7 @@ import threading
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from tasks_app import recovery, services, transitions
 from tasks_app.errors import ActiveTaskLimitReached
@@ -195,3 +196,38 @@ def test_a_requeued_dead_letter_is_not_refused_by_the_active_limit(user, staff_u
         response = client_for(staff_user).post(f"/api/v1/dead-letters/{letter.pk}/requeue/")
 
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement submit")
+def test_a_submit_outside_a_transaction_is_one_round_trip_storing_what_the_orm_would(
+    unread_queue,
+):
+    owner = UserFactory()
+    TaskQuota.objects.create(user=owner, max_active=3, max_running=1)
+    sleep = get_task_type("diagnostics.sleep")
+
+    def submit(**options):
+        return services.task_submit(
+            owner=owner, task_type=sleep, input_data={"seconds": 0, "note": "é ✓"}, **options
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        first = submit(priority=7, idempotency_key="key-1", request_fingerprint="f" * 64)
+    second = submit()
+    third = submit()
+    with pytest.raises(ActiveTaskLimitReached) as refused:
+        submit()
+    past_the_limit = submit(enforce_active_limit=False)  # staff requeueing a dead letter
+
+    assert len(queries) == 1
+    assert refused.value.limit == 3
+    stored = TaskRecord.objects.get(pk=first.pk)
+    assert (stored.status, first.status) == (TaskStatus.QUEUED, TaskStatus.QUEUED)
+    assert (stored.owner_id, stored.task_type, stored.queue) == (owner.pk, sleep.name, unread_queue)
+    assert (stored.priority, stored.input) == (7, {"seconds": 0, "note": "é ✓"})
+    assert (stored.idempotency_key, stored.request_fingerprint) == ("key-1", "f" * 64)
+    assert stored.created_at == first.created_at and stored.dispatched_at is None
+    assert [second.status, third.status, past_the_limit.status] == [TaskStatus.WAITING] * 3
+    assert statuses_of(owner) == ["queued", "waiting", "waiting", "waiting"]
+    assert not first._state.adding
