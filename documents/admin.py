@@ -15,6 +15,9 @@ class DocumentChunkInline(admin.TabularInline):
     show_change_link = True
     can_delete = False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).current()
+
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
@@ -59,7 +62,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
 @admin.register(DocumentChunk)
 class DocumentChunkAdmin(admin.ModelAdmin):
-    list_display = ["document", "index", "page_start", "page_end", "start", "end"]
+    list_display = ["document", "generation", "index", "page_start", "page_end", "start", "end"]
     list_select_related = ["document"]
     search_fields = ["document__filename", "=document__id"]
 

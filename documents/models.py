@@ -102,6 +102,12 @@ class Document(models.Model):
     page_count = models.PositiveIntegerField(null=True, blank=True)
     word_count = models.PositiveIntegerField(null=True, blank=True)
     chunk_count = models.PositiveIntegerField(null=True, blank=True)
+    chunks_generation = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text="Which stored chunks are the document's: the id of the processing task "
+        "that made them.",
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -120,14 +126,27 @@ class Document(models.Model):
         return f"{self.filename} ({self.status})"
 
 
+class DocumentChunkQuerySet(models.QuerySet):
+    def current(self) -> "DocumentChunkQuerySet":
+        """The chunks that are their documents' now: not a run's still being stored."""
+        return self.filter(generation=models.F("document__chunks_generation"))
+
+
 class DocumentChunk(models.Model):
     """A piece of a document's text, with where it sits in the text and on which pages.
+
+    A processing run stores its chunks while it still extracts, tagged with its own
+    ``generation`` (its task id); they become the document's when the run's last short
+    transaction sets ``Document.chunks_generation`` to it and deletes the previous ones.
+    Readers take only the document's current generation (documents.selectors,
+    documents.search), so they never see a run half stored.
 
     On PostgreSQL a GIN index over ``to_tsvector('english', text)`` serves search
     (migration 0002); SQLite searches with a plain scan.
     """
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    generation = models.UUIDField(help_text="The processing task that made this chunk.")
     index = models.PositiveIntegerField()
     text = models.TextField()
     start = models.PositiveIntegerField(help_text="Offset of the first character in the text.")
@@ -135,10 +154,14 @@ class DocumentChunk(models.Model):
     page_start = models.PositiveIntegerField()
     page_end = models.PositiveIntegerField()
 
+    objects = DocumentChunkQuerySet.as_manager()
+
     class Meta:
         ordering = ["document", "index"]
         constraints = [
-            models.UniqueConstraint(fields=["document", "index"], name="chunk_unique_index")
+            models.UniqueConstraint(
+                fields=["document", "generation", "index"], name="chunk_unique_index"
+            )
         ]
 
     def __str__(self) -> str:

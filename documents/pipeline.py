@@ -2,17 +2,21 @@
 
 Memory stays flat in the document's size: a child process parses the file under memory
 and time limits (documents.processing.isolation) and hands back normalized pages, long ones
-in pieces, one at a time; the text and chunks go to files in a scratch folder until the
-end, when they replace the document's previous text and chunks in one short transaction.
+in pieces, one at a time. The text goes to a file in a scratch folder; the chunks are
+stored in small batches while the child still parses, tagged with this run's generation
+(its task id), which no reader takes yet. One short transaction at the end makes the new
+text and chunks the document's and deletes the previous ones.
+
 The scratch folder is removed on every way out (success, error, cancel, soft time limit),
-and the child process is stopped on every way out too.
+and the child process is stopped on every way out too. A run that does not complete
+deletes the chunks it stored; where its process died first, its task's end does
+(documents.services.document_follow_task), and so does the document's next run.
 """
 
-import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +40,10 @@ from tasks_app.execution import TaskCancelled, TaskContext
 
 logger = logging.getLogger(__name__)
 
-CHUNK_BATCH_SIZE = 500
+# Chunks go to the database in batches of this many as extraction produces them. Each
+# batch is one INSERT and commit, made while the child parses on: PostgreSQL's work on it
+# (the search index's to_tsvector above all) overlaps the parse instead of following it.
+CHUNK_BATCH_SIZE = 50
 
 
 @dataclass
@@ -61,6 +68,7 @@ def document_process(*, document_id: str, context: TaskContext) -> dict:
     if not Document.objects.transition(pk=document_id, to=DocumentStatus.PROCESSING, only_if=ours):
         raise PermanentTaskError("The document was deleted or is processed by a newer task.")
     document = Document.objects.get(pk=document_id)
+    _delete_stale_chunks(document, generation=context.task_id)
 
     settings.DOCUMENTS_TMP_DIR.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"{document_id}-", dir=settings.DOCUMENTS_TMP_DIR))
@@ -70,6 +78,9 @@ def document_process(*, document_id: str, context: TaskContext) -> dict:
         source = _local_source(document, workdir)
         extraction = _extract(document, source, workdir, context)
         _store(document, workdir, extraction, context)
+    except BaseException:
+        _delete_unused_generation(document.pk, generation=context.task_id)
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     logger.info(
@@ -80,6 +91,23 @@ def document_process(*, document_id: str, context: TaskContext) -> dict:
         extraction.chunks,
     )
     return {"document_id": document_id, **asdict(extraction)}
+
+
+def _delete_stale_chunks(document: Document, *, generation) -> None:
+    """Delete what runs that did not complete left: this task's earlier attempt among them."""
+    stale = ~Q(generation=document.chunks_generation) | Q(generation=generation)
+    DocumentChunk.objects.filter(stale, document_id=document.pk).delete()
+
+
+def _delete_unused_generation(document_id, *, generation) -> None:
+    """Delete the chunks this run stored, unless they became the document's."""
+    try:
+        DocumentChunk.objects.filter(document_id=document_id, generation=generation).exclude(
+            document__chunks_generation=generation
+        ).delete()
+    except Exception:
+        # The run's own error says more; the document's next run deletes these instead.
+        logger.exception("could not delete the chunks of run %s of %s", generation, document_id)
 
 
 def _fetch_source(document: Document, workdir: Path, context: TaskContext) -> None:
@@ -121,16 +149,19 @@ def _extract(document: Document, source: Path, workdir: Path, context: TaskConte
 
     chunker = Chunker(size=settings.DOCUMENTS_CHUNK_SIZE, overlap=settings.DOCUMENTS_CHUNK_OVERLAP)
     extraction = Extraction()
-    with (
-        (workdir / "text.txt").open("w", encoding="utf-8") as text_out,
-        (workdir / "chunks.jsonl").open("w", encoding="utf-8") as chunks_out,
-    ):
+    pending: list[DocumentChunk] = []
 
-        def write_chunks(chunks) -> None:
-            for chunk in chunks:
-                chunks_out.write(json.dumps(asdict(chunk)) + "\n")
-                extraction.chunks += 1
+    def write_chunks(chunks: Iterable, *, last: bool = False) -> None:
+        for chunk in chunks:
+            pending.append(
+                DocumentChunk(document_id=document.pk, generation=context.task_id, **asdict(chunk))
+            )
+            extraction.chunks += 1
+        if len(pending) >= CHUNK_BATCH_SIZE or (last and pending):
+            DocumentChunk.objects.bulk_create(pending)
+            pending.clear()
 
+    with (workdir / "text.txt").open("w", encoding="utf-8") as text_out:
         # The file is parsed in a child process under memory and time limits (one this
         # process started ahead, if it has one); what comes back is normalized text, a
         # page (or a piece of a long page) at a time.
@@ -163,7 +194,7 @@ def _extract(document: Document, source: Path, workdir: Path, context: TaskConte
                         total_pages,
                         f"extracted page {extraction.pages}{of_total}",
                     )
-        write_chunks(chunker.finish())
+    write_chunks(chunker.finish(), last=True)
     if not extraction.words:
         raise DocumentError(
             "No text could be found in the document. Scanned pages (images) are not "
@@ -190,28 +221,17 @@ def _store(document: Document, workdir: Path, extraction: Extraction, context: T
                 page_count=extraction.pages,
                 word_count=extraction.words,
                 chunk_count=extraction.chunks,
+                chunks_generation=context.task_id,
                 processed_at=timezone.now(),
                 error_message="",
             )
             if not still_ours:
                 raise TaskCancelled(context.task_id)
-            DocumentChunk.objects.filter(document_id=document.pk).delete()
-            for batch in _chunk_batches(document.pk, workdir / "chunks.jsonl"):
-                DocumentChunk.objects.bulk_create(batch)
+            DocumentChunk.objects.filter(document_id=document.pk).exclude(
+                generation=context.task_id
+            ).delete()
     except BaseException:
         default_storage.delete(text_name)
         raise
     if old_text_name and old_text_name != text_name:
         default_storage.delete(old_text_name)
-
-
-def _chunk_batches(document_id, path: Path) -> Iterator[list[DocumentChunk]]:
-    batch = []
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            batch.append(DocumentChunk(document_id=document_id, **json.loads(line)))
-            if len(batch) == CHUNK_BATCH_SIZE:
-                yield batch
-                batch = []
-    if batch:
-        yield batch

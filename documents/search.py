@@ -28,9 +28,11 @@ def query_terms(query: str) -> list[str]:
 
 def search_chunks(*, user: AbstractBaseUser, query: str) -> QuerySet[DocumentChunk]:
     """``user``'s chunks matching ``query``, best first (PostgreSQL) or in document order."""
-    chunks = DocumentChunk.objects.filter(
-        document__owner=user, document__status=DocumentStatus.COMPLETED
-    ).select_related("document")
+    chunks = (
+        DocumentChunk.objects.current()
+        .filter(document__owner=user, document__status=DocumentStatus.COMPLETED)
+        .select_related("document")
+    )
     if connection.vendor == "postgresql":
         # websearch syntax: words, "quoted phrases", OR, -excluded.
         search_query = SearchQuery(query, config=SEARCH_CONFIG, search_type="websearch")

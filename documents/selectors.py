@@ -22,4 +22,7 @@ def document_get_for_user(*, user: AbstractBaseUser, document_id: str) -> Docume
 
 
 def document_chunks(*, document: Document) -> QuerySet[DocumentChunk]:
-    return DocumentChunk.objects.filter(document=document).order_by("index")
+    """The document's current chunks: not those a processing run is still storing."""
+    return DocumentChunk.objects.filter(
+        document=document, generation=document.chunks_generation
+    ).order_by("index")

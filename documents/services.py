@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils.text import get_valid_filename
 
 from documents.errors import DocumentBusy
-from documents.models import Document, DocumentStatus
+from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.processing import EmptyDocument
 from documents.processing.detect import detect_kind
 from documents.processing.fetch import FetchPolicy, check_url
@@ -125,12 +125,18 @@ def document_follow_task(record: TaskRecord) -> None:
     only success itself (it stores the text and completes the document); a failure it
     raised, a time limit, a worker lost for good, or a cancel (before or while it ran)
     ends the task, not the document: here the document, still queued or processing, takes
-    that end as failed or cancelled, with the task's error message. A task the document
-    was reprocessed away from is no longer its ``task`` and changes nothing.
+    that end as failed or cancelled, with the task's error message, and the chunks the run
+    stored are deleted. A task the document was reprocessed away from is no longer its
+    ``task`` and changes nothing else.
     """
     status = _STATUS_AFTER_TASK.get(record.status)
     if status is None:
         return
+    # The chunks the run stored before it ended, where its body could not delete them
+    # itself (a hard time limit, a worker lost for good).
+    DocumentChunk.objects.filter(
+        document_id=record.input.get("document_id"), generation=record.pk
+    ).exclude(document__chunks_generation=record.pk).delete()
     document_id = Document.objects.filter(task_id=record.pk).values_list("pk", flat=True).first()
     if document_id is not None:
         Document.objects.transition(

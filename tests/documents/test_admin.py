@@ -19,9 +19,18 @@ def admin_client(client):
 
 def test_document_admin_lists_filters_and_links_to_the_task(admin_client, user):
     task = TaskRecordFactory(owner=user, task_type="documents.process")
-    document = Document.objects.create(owner=user, filename="a.pdf", kind="pdf", task=task)
+    document = Document.objects.create(
+        owner=user, filename="a.pdf", kind="pdf", task=task, chunks_generation=task.pk
+    )
     DocumentChunk.objects.create(
-        document=document, index=0, text="hello", start=0, end=5, page_start=1, page_end=1
+        document=document,
+        generation=task.pk,
+        index=0,
+        text="hello",
+        start=0,
+        end=5,
+        page_start=1,
+        page_end=1,
     )
 
     listing = admin_client.get("/admin/documents/document/", {"status": "queued", "kind": "pdf"})

@@ -28,12 +28,17 @@ def pdf_bytes(tmp_path) -> bytes:
 
 def make_completed_document(owner, *texts: str) -> Document:
     document = Document.objects.create(
-        owner=owner, filename="done.txt", kind="text", status=DocumentStatus.COMPLETED
+        owner=owner,
+        filename="done.txt",
+        kind="text",
+        status=DocumentStatus.COMPLETED,
+        chunks_generation=uuid.uuid4(),
     )
     position = 0
     for index, text in enumerate(texts):
         DocumentChunk.objects.create(
             document=document,
+            generation=document.chunks_generation,
             index=index,
             text=text,
             start=position,
@@ -263,7 +268,14 @@ def test_delete_cancels_processing_and_removes_file_and_chunks(
         body = upload(api, "a.pdf", pdf_bytes).json()
     document = Document.objects.get(pk=body["id"])
     DocumentChunk.objects.create(
-        document=document, index=0, text="x", start=0, end=1, page_start=1, page_end=1
+        document=document,
+        generation=document.task_id,
+        index=0,
+        text="x",
+        start=0,
+        end=1,
+        page_start=1,
+        page_end=1,
     )
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -315,6 +327,28 @@ def test_search_finds_own_chunks_with_a_highlighted_snippet(api, user, other_use
     # PostgreSQL's headline parser).
     assert "<b>" not in results[0]["snippet"]
     assert results[0]["chunk_index"] == 0
+
+
+def test_chunks_a_processing_run_left_behind_are_neither_listed_nor_found(api, user):
+    document = make_completed_document(user, "The current text mentions zebras.")
+    # What a run that stored chunks and then died leaves until its task's end deletes them.
+    DocumentChunk.objects.create(
+        document=document,
+        generation=uuid.uuid4(),
+        index=0,
+        text="A dead run's zebras.",
+        start=0,
+        end=20,
+        page_start=1,
+        page_end=1,
+    )
+
+    found = api.get(f"{DOCUMENTS}search", {"q": "zebras"}).json()["results"]
+    listed = api.get(f"{DOCUMENTS}{document.pk}/chunks/").json()["results"]
+
+    assert [row["chunk_index"] for row in found] == [0]
+    assert "current" in found[0]["snippet"]
+    assert [row["text"] for row in listed] == ["The current text mentions zebras."]
 
 
 def test_search_requires_a_query(api):

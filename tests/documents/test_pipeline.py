@@ -4,12 +4,17 @@ Documents and tasks come from the real services and the task is claimed as a wor
 claims it (tests/documents/steps.py); the file is parsed in the real child process.
 """
 
+import uuid
+
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import default_storage
 
-from documents.models import DocumentChunk, DocumentStatus
+from documents import pipeline
+from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.pipeline import document_process
 from documents.processing import DocumentError, TransientFetchError
+from documents.selectors import document_chunks
 from documents.services import (
     document_delete,
     document_follow_task,
@@ -20,7 +25,7 @@ from tasks_app.errors import PermanentTaskError
 from tasks_app.execution import TaskCancelled
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.services import task_cancel
-from tasks_app.transitions import task_mark_failed, task_mark_retrying
+from tasks_app.transitions import task_mark_failed, task_mark_retrying, task_mark_timed_out
 from tests.documents import samples
 from tests.documents.steps import claim, claim_and_act_at_page, scratch_folders, upload
 from tests.integration.web_server import LocalWebServer
@@ -219,3 +224,146 @@ def test_task_the_document_was_reprocessed_away_from_can_no_longer_move_it(user,
     assert document.status == DocumentStatus.QUEUED
     assert str(document.task_id) != stale.task_id
     assert document.task.status == TaskStatus.QUEUED
+
+
+# --- chunks stored while extracting -------------------------------------------------------
+
+FOUR_PAGES = [" ".join(f"page{page}word{n}" for n in range(30)) for page in range(1, 5)]
+
+
+@pytest.fixture
+def processed_once(user, tmp_path, settings):
+    """A four-page document processed into one chunk; later runs cut it into small ones."""
+    pdf = samples.make_pdf(tmp_path / "four.pdf", FOUR_PAGES).read_bytes()
+    document = upload(user, "four.pdf", pdf)
+    settings.DOCUMENTS_CHUNK_SIZE = 10_000
+    document_process(document_id=str(document.pk), context=claim(document))
+    document.refresh_from_db()
+    assert (document.status, document.chunk_count) == (DocumentStatus.COMPLETED, 1)
+    settings.DOCUMENTS_CHUNK_SIZE, settings.DOCUMENTS_CHUNK_OVERLAP = 100, 0
+    return document
+
+
+def listed_texts(document) -> list[str]:
+    return [chunk.text for chunk in document_chunks(document=Document.objects.get(pk=document.pk))]
+
+
+def test_a_run_stores_chunks_as_it_extracts_and_they_replace_the_old_ones_at_the_end(
+    processed_once, monkeypatch
+):
+    document = processed_once
+    old_texts = listed_texts(document)
+    monkeypatch.setattr(pipeline, "CHUNK_BATCH_SIZE", 1)
+    document = document_reprocess(document=document)
+    seen = {}
+
+    def look_while_page_3_is_extracted():
+        seen["stored"] = DocumentChunk.objects.filter(generation=document.task_id).count()
+        seen["listed"] = listed_texts(document)
+
+    context = claim_and_act_at_page(document, 3, act=look_while_page_3_is_extracted)
+    document_process(document_id=str(document.pk), context=context)
+
+    assert seen["stored"] >= 6  # pages 1 and 2, about 330 characters each, in 100s
+    assert seen["listed"] == old_texts  # not yet the document's
+    document.refresh_from_db()
+    assert document.chunks_generation == document.task_id
+    stored = DocumentChunk.objects.filter(document=document).order_by("index")
+    assert {chunk.generation for chunk in stored} == {document.task_id}
+    assert [chunk.index for chunk in stored] == list(range(document.chunk_count))
+    assert listed_texts(document) == [chunk.text for chunk in stored]
+    assert len(stored) > seen["stored"]
+
+
+def test_a_run_that_ends_in_an_error_deletes_the_chunks_it_stored(processed_once, monkeypatch):
+    document = processed_once
+    old_texts = listed_texts(document)
+    monkeypatch.setattr(pipeline, "CHUNK_BATCH_SIZE", 1)
+    document = document_reprocess(document=document)
+
+    def soft_time_limit():
+        assert DocumentChunk.objects.filter(generation=document.task_id).exists()
+        raise SoftTimeLimitExceeded()
+
+    context = claim_and_act_at_page(document, 3, act=soft_time_limit)
+    with pytest.raises(SoftTimeLimitExceeded):
+        document_process(document_id=str(document.pk), context=context)
+
+    assert context.acted
+    assert not DocumentChunk.objects.filter(generation=document.task_id).exists()
+    assert listed_texts(document) == old_texts
+    assert DocumentChunk.objects.filter(document=document).count() == 1
+
+
+def test_cancel_after_chunks_were_stored_deletes_them_and_keeps_the_old_ones(
+    processed_once, monkeypatch
+):
+    document = processed_once
+    old_texts = listed_texts(document)
+    monkeypatch.setattr(pipeline, "CHUNK_BATCH_SIZE", 1)
+    document = document_reprocess(document=document)
+    context = claim_and_act_at_page(
+        document, 3, act=lambda: task_cancel(record=TaskRecord.objects.get(pk=document.task_id))
+    )
+
+    with pytest.raises(TaskCancelled):
+        document_process(document_id=str(document.pk), context=context)
+
+    document.refresh_from_db()
+    assert document.status == DocumentStatus.CANCELLED
+    assert not DocumentChunk.objects.filter(generation=document.task_id).exists()
+    assert listed_texts(document) == old_texts
+
+
+def stored_by_a_dead_run(document, generation, count: int = 3) -> None:
+    DocumentChunk.objects.bulk_create(
+        DocumentChunk(
+            document=document,
+            generation=generation,
+            index=index,
+            text=f"left behind {index}",
+            start=index,
+            end=index + 1,
+            page_start=1,
+            page_end=1,
+        )
+        for index in range(count)
+    )
+
+
+@pytest.mark.parametrize("end", ["timed out", "failed for good"])
+def test_the_end_of_a_task_whose_worker_died_deletes_the_chunks_its_run_stored(processed_once, end):
+    document = document_reprocess(document=processed_once)
+    old_texts = listed_texts(document)
+    context = claim(document)
+    stored_by_a_dead_run(document, context.task_id)
+    assert listed_texts(document) == old_texts
+
+    if end == "timed out":
+        task_mark_timed_out(task_id=context.task_id, error_message="Hard time limit (960 s).")
+    else:
+        task_mark_failed(
+            task_id=context.task_id,
+            error_type="WorkerLostError",
+            error_message="The worker process died.",
+            attempt=context.attempt,
+        )
+
+    document.refresh_from_db()
+    assert document.status == DocumentStatus.FAILED
+    assert not DocumentChunk.objects.filter(generation=context.task_id).exists()
+    assert listed_texts(document) == old_texts
+
+
+def test_the_next_run_deletes_what_earlier_runs_left_behind(processed_once):
+    document = document_reprocess(document=processed_once)
+    stored_by_a_dead_run(document, uuid.uuid4())
+    context = claim(document)
+    stored_by_a_dead_run(document, context.task_id)  # its own earlier attempt
+
+    document_process(document_id=str(document.pk), context=context)
+
+    document.refresh_from_db()
+    stored = DocumentChunk.objects.filter(document=document)
+    assert {chunk.generation for chunk in stored} == {uuid.UUID(context.task_id)}
+    assert sorted(chunk.index for chunk in stored) == list(range(document.chunk_count))
