@@ -36,6 +36,7 @@ from tasks_app.models import (
     TaskRecord,
     TaskStatus,
 )
+from tasks_app.models.state_machine import typed_values
 
 logger = logging.getLogger(__name__)
 
@@ -148,16 +149,20 @@ def _load_of_owner() -> str:
 
 
 @functools.cache
+def _owner_lock_statement() -> str:
+    """The lock of the owner's row (PostgreSQL): every admission of theirs takes it first."""
+    users = connection.ops.quote_name(get_user_model()._meta.db_table)
+    return f"SELECT 1 FROM {users} WHERE id = %(owner)s FOR UPDATE"
+
+
+@functools.cache
 def _owner_load_statements() -> tuple[str, str]:
     """The lock of the owner's row, and the read of their limits and counts (PostgreSQL)."""
-    quote = connection.ops.quote_name
-    users = quote(get_user_model()._meta.db_table)
-    lock = f"SELECT 1 FROM {users} WHERE id = %(owner)s FOR UPDATE"
     load = f"""SELECT load.max_active, load.max_running, load.active, load.dispatched,
     CASE WHEN %(wake_relay)s AND load.dispatched < load.max_running
         THEN pg_notify(%(channel)s, '') END
 FROM ({_load_of_owner()}) load"""
-    return lock, load
+    return _owner_lock_statement(), load
 
 
 def initial_status(*, owner_id, enforce_active_limit: bool = True) -> str:
@@ -217,6 +222,7 @@ def record_create_admitted(record: TaskRecord, *, enforce_active_limit: bool = T
     if status is None:
         raise ActiveTaskLimitReached(limit=max_active)
     record.status = status
+    # Saved, as QuerySet.bulk_create marks the objects it inserted.
     record._state.adding = False
     record._state.db = connection.alias
     return record
@@ -227,14 +233,11 @@ def _admitted_insert_statements(names: tuple[str, ...]) -> tuple[str, str]:
     """The owner's lock, and the insert of a record from their load (PostgreSQL): its
     status is ``queued`` with a free running slot, else ``waiting``; no row past the active
     limit. The relay's NOTIFY is queued only for a record inserted ``queued``."""
-    lock, _load = _owner_load_statements()
     quote = connection.ops.quote_name
     meta = TaskRecord._meta
     fields = [meta.get_field(name) for name in names]
-    # Typed, since a SELECT list's parameters have no column to take a type from.
-    values = ", ".join(
-        f"CAST(%(value_{number})s AS {field.cast_db_type(connection)})"
-        for number, field in enumerate(fields)
+    values = typed_values(
+        fields, [f"%(value_{number})s" for number in range(len(fields))], connection
     )
     columns = ", ".join(quote(field.column) for field in fields)
     admitted = "(NOT %(enforce_active)s OR load.active < load.max_active)"
@@ -249,7 +252,7 @@ def _admitted_insert_statements(names: tuple[str, ...]) -> tuple[str, str]:
 SELECT load.max_active, (SELECT status FROM inserted),
     CASE WHEN {admitted} AND {has_slot} THEN pg_notify(%(channel)s, '') END
 FROM load"""
-    return lock, create
+    return _owner_lock_statement(), create
 
 
 # Whether a task record's owner has tasks waiting: an annotation a finish asks for in its

@@ -63,6 +63,15 @@ def _updated_fields(model, conflict_field: str, kept: tuple[str, ...]) -> list[m
     ]
 
 
+def typed_values(fields, placeholders, connection) -> str:
+    """``CAST(placeholder AS type), …`` for a ``SELECT`` list that feeds an ``INSERT``:
+    a ``SELECT`` list's parameters have no column to take their type from."""
+    return ", ".join(
+        f"CAST({placeholder} AS {field.cast_db_type(connection)})"
+        for field, placeholder in zip(fields, placeholders, strict=True)
+    )
+
+
 # Per shape, like the moves (compiled_moves.py): the row's values are the call's own.
 @functools.lru_cache(maxsize=64)
 def _upsert_sql(model, names: tuple, *, conflict_field, kept, source, alias) -> str:
@@ -70,8 +79,7 @@ def _upsert_sql(model, names: tuple, *, conflict_field, kept, source, alias) -> 
     quote = connection.ops.quote_name
     meta = model._meta
     fields = [meta.get_field(name) for name in names]
-    # Typed, since a SELECT list's parameters have no column to take a type from.
-    values = ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in fields)
+    values = typed_values(fields, ["%s"] * len(fields), connection)
     updated = _updated_fields(model, conflict_field, kept)
     conflict = quote(meta.get_field(conflict_field).column)
     return (
