@@ -46,6 +46,10 @@ INSTALLED_APPS = [
     "tasks_app",
     "documents",
     "operations",
+    # The web dashboard (templates/dashboard/): sits on every other app.
+    "dashboard",
+    "django_htmx",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -61,6 +65,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Sets request.htmx, which the dashboard's views use to answer with a page's fragment.
+    "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -143,6 +150,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# --- Web pages: sign-in and Content-Security-Policy ------------------------------------
+
+# The dashboard's pages sign people in with Django's own auth views (/accounts/…).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:task-list"
+LOGOUT_REDIRECT_URL = "login"
+
+# Every page's scripts and styles come from our own static files: no inline script, no
+# CDN (django-csp). The API docs' third-party pages (Swagger UI, ReDoc) carry inline
+# scripts of their own and are exempt (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
 
 # --- REST framework ---------------------------------------------------------------------
 
