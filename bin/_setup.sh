@@ -48,6 +48,24 @@ print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' requirements.
     fi
 }
 
+# The browser tests drive Debian's chromium through Playwright, whose own browser download
+# cannot run here. Installed when missing and this user may install packages; otherwise
+# those tests say why and skip (under CI=true they fail instead).
+setup_browser() {
+    command -v chromium >/dev/null && return 0
+    if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "note: chromium is missing and cannot be installed here (apt-get as root): the browser tests will be skipped" >&2
+        return 0
+    fi
+    say "Installing Debian's chromium, for the browser tests"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; then
+        # The package lists may be missing or stale on a fresh machine.
+        apt-get update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+            echo "warning: could not install chromium: the browser tests will be skipped" >&2
+    fi
+}
+
 # Write .env from .env.example on the first run: development mode and a fresh secret key.
 # An existing .env is never touched.
 setup_dotenv() {

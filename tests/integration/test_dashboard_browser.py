@@ -1,0 +1,154 @@
+"""The dashboard in a real browser (Debian's chromium, driven by Playwright), against the
+live server, the relay and a real worker: what a person signed in to the pages sees.
+
+Each test saves a screenshot of the pages it visits under var/screenshots/.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tasks_app.models import TaskRecord, TaskStatus
+from tests.factories import UserFactory
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+# Long enough for a worker on a loaded 2-core machine; the live updates themselves are
+# asserted by the progress reaching 100% with no reload of the page.
+SECONDS = 30_000
+playwright_api.expect.set_options(timeout=SECONDS)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    executable = shutil.which("chromium")
+    if executable is None:
+        message = "Debian's chromium is not installed (bin/test and .ci/run install it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # Playwright's synchronous API keeps an event loop running in this thread, which
+    # Django takes for async code: the tests' own ORM calls (and the database's flush
+    # after each) are allowed while it runs. The server is another thread.
+    with pytest.MonkeyPatch.context() as patch, playwright_api.sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(executable_path=executable, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium, live_server, celery_worker):
+    """``open_page(user)``: a new browser page signed in as ``user`` through the login form."""
+    contexts, policy_violations = [], []
+
+    def open_page(user, *, width: int = 1280):
+        context = chromium.new_context(viewport={"width": width, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(SECONDS)
+        page.on(
+            "console",
+            lambda message: (
+                policy_violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("Username").fill(user.get_username())
+        page.get_by_label("Password").fill("secret-password")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{live_server.url}/tasks/")
+        return page
+
+    open_page.url = live_server.url
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert policy_violations == []
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def _submit_sleep(page, base_url: str, *, seconds: str, steps: str) -> TaskRecord:
+    page.goto(f"{base_url}/tasks/new/")
+    page.get_by_role("link", name="diagnostics.sleep").click()
+    page.get_by_label("Seconds").fill(seconds)
+    page.get_by_label("Steps").fill(steps)
+    _screenshot(page, "submit-form")
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(f"{base_url}/tasks/*/")
+    task_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    return TaskRecord.objects.get(pk=task_id)
+
+
+def test_a_submitted_task_shows_its_progress_live_until_it_succeeds(open_page):
+    user = UserFactory(username="watcher")
+    page = open_page(user)
+    _screenshot(page, "tasks-empty")
+
+    record = _submit_sleep(page, open_page.url, seconds="3", steps="3")
+    # Gone if the page were loaded again: the updates must come without a reload.
+    page.evaluate("window.stillTheSamePage = true")
+
+    progress = page.locator(f"#progress-{record.pk}")
+    # expect() polls through Playwright's selectors; a string for wait_for_function would
+    # need eval, which the page's Content-Security-Policy refuses.
+    expect(page.locator("#task-live .badge")).to_have_text("Succeeded")
+    assert progress.get_attribute("value") == "3"
+    assert progress.get_attribute("max") == "3"
+    assert "3/3 (100.0%)" in page.locator("#task-live").inner_text()
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert '"slept_seconds": 3.0' in page.locator("#task-live pre.json").inner_text()
+    _screenshot(page, "task-detail")
+
+    page.get_by_role("link", name="All tasks").click()
+    expect(page.locator(f"#task-{record.pk} .badge")).to_have_text("Succeeded")
+    _screenshot(page, "tasks")
+
+
+def test_a_running_task_is_cancelled_from_its_page(open_page):
+    user = UserFactory(username="canceller")
+    page = open_page(user)
+    record = _submit_sleep(page, open_page.url, seconds="60", steps="60")
+
+    expect(page.locator("#task-live .badge")).to_have_text("Running")
+    page.get_by_role("button", name="Cancel").click()
+
+    expect(page.locator("#task-live .badge")).to_have_text("Cancelled")
+    assert "is cancelled" in page.locator(".messages").inner_text()
+    record.refresh_from_db()
+    assert record.status == TaskStatus.CANCELLED
+    _screenshot(page, "task-cancelled")
+
+
+def test_another_user_sees_none_of_the_first_users_work(open_page):
+    owner, stranger = UserFactory(username="owner"), UserFactory(username="stranger")
+    owners_page = open_page(owner)
+    record = _submit_sleep(owners_page, open_page.url, seconds="0", steps="1")
+
+    strangers_page = open_page(stranger)
+    assert str(record.pk)[:8] not in strangers_page.locator("main").inner_text()
+    response = strangers_page.goto(f"{open_page.url}/tasks/{record.pk}/")
+    assert response.status == 404
+    _screenshot(strangers_page, "another-users-task")
+
+
+def test_the_tasks_page_is_usable_375_pixels_wide(open_page):
+    user = UserFactory(username="phone")
+    page = open_page(user, width=375)
+    _submit_sleep(page, open_page.url, seconds="0", steps="1")
+    page.get_by_role("link", name="All tasks").click()
+
+    _screenshot(page, "tasks-375px")
+    # Nothing wider than the screen: no sideways scrolling of the page itself.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
