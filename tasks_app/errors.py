@@ -86,6 +86,17 @@ class DeadLetterNotRequeueable(TaskError):
         )
 
 
+class ApiKeyLimitReached(DomainError):
+    """The user already holds as many unrevoked API keys as anyone may."""
+
+    def __init__(self, *, limit: int):
+        self.limit = limit
+        super().__init__(
+            f"You already have {limit} API keys, the most allowed; revoke one you no longer "
+            "use, then create the new one."
+        )
+
+
 class TransientTaskError(Exception):
     """Raised by a task body for a failure that may pass (a busy service, a timeout).
 

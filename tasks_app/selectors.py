@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
+from tasks_app.models import ApiKey, DeadLetter, TaskRecord, TaskStatus
 
 
 def task_list_for_user(
@@ -56,3 +56,19 @@ def task_was_cancelled(*, task_id, attempt: int) -> bool:
     return TaskRecord.objects.filter(
         pk=task_id, status=TaskStatus.CANCELLED, attempts=attempt
     ).exists()
+
+
+def api_key_list_for_user(*, user: AbstractBaseUser) -> QuerySet[ApiKey]:
+    """The user's own API keys, newest first, revoked ones included (staff too: a key is
+    its owner's to manage; the admin shows everyone's)."""
+    return ApiKey.objects.filter(owner=user).order_by("-created_at", "-id")
+
+
+def api_key_get_for_user(*, user: AbstractBaseUser, api_key_id) -> ApiKey | None:
+    try:
+        pk = int(str(api_key_id))
+    except ValueError:
+        return None
+    if not 0 < pk < 2**63:  # past a bigint, PostgreSQL would fail the query itself
+        return None
+    return api_key_list_for_user(user=user).filter(pk=pk).first()

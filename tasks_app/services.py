@@ -11,12 +11,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from tasks_app import admission, idempotency, transitions
-from tasks_app.errors import ActiveTaskLimitReached, TaskNotCancellable
+from tasks_app.errors import ActiveTaskLimitReached, ApiKeyLimitReached, TaskNotCancellable
 from tasks_app.idempotency import create_once, idempotency_key_clean
 from tasks_app.models import ApiKey, PoolStall, TaskBatch, TaskRecord, TaskStatus
 from tasks_app.task_types import TaskType
@@ -241,8 +242,21 @@ def task_cancel(*, record: TaskRecord) -> TaskRecord:
     return record
 
 
+# Unrevoked keys one user may hold: enough for every script and service of theirs, and a
+# bound on what a user creating keys in a loop can store.
+API_KEYS_MAX_PER_USER = 100
+
+
+@transaction.atomic
 def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
-    """Create a key for ``owner``. The raw key is returned once and never stored."""
+    """Create a key for ``owner``. The raw key is returned once and never stored.
+
+    Raises ``ApiKeyLimitReached`` past ``API_KEYS_MAX_PER_USER`` unrevoked keys.
+    """
+    # The owner's row is locked, so two requests at once cannot both pass the count.
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+    if ApiKey.objects.filter(owner=owner, revoked_at__isnull=True).count() >= API_KEYS_MAX_PER_USER:
+        raise ApiKeyLimitReached(limit=API_KEYS_MAX_PER_USER)
     prefix = secrets.token_hex(4)
     raw_key = f"jsk_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(
@@ -250,6 +264,17 @@ def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
     )
     logger.info("api key created prefix=%s owner=%s", prefix, owner.pk)
     return api_key, raw_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a key: it authenticates nothing from now on. Revoking twice is harmless."""
+    now = timezone.now()
+    if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        api_key.revoked_at = now
+        logger.info("api key revoked prefix=%s owner=%s", api_key.prefix, api_key.owner_id)
+    else:
+        api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
 
 
 def pool_stall_record(

@@ -4,8 +4,11 @@ live server, the relay and a real worker: what a person signed in to the pages s
 Each test saves a screenshot of the pages it visits under var/screenshots/.
 """
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,48 @@ def test_the_tasks_page_is_usable_375_pixels_wide(open_page):
     _screenshot(page, "tasks-375px")
     # Nothing wider than the screen: no sideways scrolling of the page itself.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+# A script of the user's own, run as a separate program: it lists their tasks with the key.
+_SCRIPT = """
+import json, sys, urllib.request
+request = urllib.request.Request(sys.argv[1] + "/api/v1/tasks/", headers={"X-API-Key": sys.argv[2]})
+try:
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        print(answer.status, json.dumps([task["id"] for task in json.load(answer)["results"]]))
+except urllib.error.HTTPError as error:
+    print(error.code, "[]")
+"""
+
+
+def _run_script(base_url: str, key: str) -> tuple[int, list[str]]:
+    finished = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, base_url, key],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    status, ids = finished.stdout.split(" ", 1)
+    return int(status), json.loads(ids)
+
+
+def test_an_api_key_made_on_the_page_works_for_a_script_until_revoked(open_page):
+    user = UserFactory(username="scripter")
+    page = open_page(user)
+    record = _submit_sleep(page, open_page.url, seconds="0", steps="1")
+
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name").fill("my script")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_role("textbox", name="Key", exact=True).input_value()
+    _screenshot(page, "api-key-created")
+
+    assert key.startswith("jsk_")
+    assert _run_script(open_page.url, key) == (200, [str(record.pk)])
+
+    page.goto(f"{open_page.url}/keys/")
+    assert key not in page.content()
+    page.get_by_role("button", name="Revoke my script").click()
+    expect(page.locator(".messages")).to_contain_text("is revoked")
+    assert _run_script(open_page.url, key) == (401, [])

@@ -2,8 +2,8 @@ import pytest
 
 from tasks_app import dispatch, services, transitions
 from tasks_app.broker import broker_queue_size
-from tasks_app.errors import TaskNotCancellable
-from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.errors import ApiKeyLimitReached, TaskNotCancellable
+from tasks_app.models import ApiKey, TaskRecord, TaskStatus
 from tasks_app.task_types import get_task_type
 from tests.factories import TaskRecordFactory
 
@@ -155,3 +155,24 @@ def test_api_key_is_returned_once_and_stored_as_a_digest(user):
     assert raw_key.startswith(f"jsk_{api_key.prefix}_")
     assert raw_key not in (api_key.key_digest, api_key.prefix)
     assert api_key.key_digest == api_key.digest(raw_key)
+
+
+def test_api_key_revoke_is_final_and_harmless_twice(user):
+    api_key, _ = services.api_key_create(owner=user, name="ci")
+
+    first = services.api_key_revoke(api_key=api_key).revoked_at
+    second = services.api_key_revoke(api_key=ApiKey.objects.get(pk=api_key.pk)).revoked_at
+
+    assert first is not None
+    assert second == first
+
+
+def test_revoked_keys_do_not_count_against_the_limit(user, monkeypatch):
+    monkeypatch.setattr(services, "API_KEYS_MAX_PER_USER", 1)
+    old, _ = services.api_key_create(owner=user, name="old")
+    with pytest.raises(ApiKeyLimitReached):
+        services.api_key_create(owner=user, name="new")
+
+    services.api_key_revoke(api_key=old)
+
+    assert services.api_key_create(owner=user, name="new")[0].name == "new"
