@@ -18,6 +18,7 @@ from tasks_app.models import TaskRecord, TaskStatus
 from tests.factories import UserFactory
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+Axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe
 expect = playwright_api.expect
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -64,6 +65,7 @@ def open_page(chromium, live_server, celery_worker):
             ),
         )
         page.goto(f"{live_server.url}/accounts/login/")
+        _screenshot(page, "login")
         page.get_by_label("Username").fill(user.get_username())
         page.get_by_label("Password").fill("secret-password")
         page.get_by_role("button", name="Sign in").click()
@@ -78,8 +80,17 @@ def open_page(chromium, live_server, celery_worker):
 
 
 def _screenshot(page, name: str) -> None:
+    """Save the page as it looks, and check it with axe-core: no serious or critical
+    accessibility violation (labels, contrast, names of buttons and links, landmarks)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    violations = [
+        f"{violation['id']} ({violation['impact']}): {violation['help']}; "
+        + ", ".join(str(node["target"]) for node in violation["nodes"][:5])
+        for violation in Axe().run(page).response["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+    assert violations == [], f"{name}: {violations}"
 
 
 def _submit_sleep(page, base_url: str, *, seconds: str, steps: str) -> TaskRecord:
