@@ -12,13 +12,6 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def _shown_key(response) -> str:
     return re.search(r'id="new-key"[^>]*value="(jsk_[^"]+)"', response.content.decode()).group(1)
 
