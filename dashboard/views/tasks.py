@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework import serializers
@@ -127,9 +128,11 @@ def _timeline(record: TaskRecord) -> list[dict]:
     for entry in record.error_history:
         retry_in = entry.get("retry_in")
         wait = f"; retried after {retry_in:g} s" if retry_in is not None else ""
+        # Kept as an ISO string in the JSON history; compared with the record's datetimes.
+        failed_at = parse_datetime(str(entry.get("at") or "")) or record.created_at
         events.append(
             {
-                "at": entry.get("at"),
+                "at": failed_at,
                 "what": f"Attempt {entry.get('attempt')} failed",
                 "detail": f"{entry.get('error_type')}: {entry.get('error_message')}{wait}",
             }
@@ -145,7 +148,7 @@ def _timeline(record: TaskRecord) -> list[dict]:
         )
     if record.finished_at:
         events.append({"at": record.finished_at, "what": record.get_status_display(), "detail": ""})
-    return sorted(events, key=lambda event: str(event["at"]))
+    return sorted(events, key=lambda event: event["at"])
 
 
 @login_required

@@ -182,6 +182,32 @@ def test_the_detail_shows_input_progress_attempts_and_result(browser, user):
     assert "hx-trigger" not in page  # finished: nothing left to watch
 
 
+def test_the_timeline_puts_a_failed_attempt_before_the_next_start(browser, user):
+    submitted = timezone.now() - timedelta(minutes=5)
+    record = TaskRecordFactory(
+        owner=user,
+        status=TaskStatus.RUNNING,
+        created_at=submitted,
+        attempts=2,
+        started_at=submitted + timedelta(seconds=30),
+        error_history=[
+            {
+                "attempt": 1,
+                "error_type": "TransientTaskError",
+                "error_message": "busy",
+                "at": (submitted + timedelta(seconds=10)).isoformat(),
+                "retry_in": 2,
+            }
+        ],
+    )
+
+    page = _text(browser.get(f"/tasks/{record.pk}/"))
+
+    assert (
+        page.index("Submitted") < page.index("Attempt 1 failed") < page.index("Attempt 2 started")
+    )
+
+
 def test_the_traceback_is_for_staff_only(user, staff_user):
     record = TaskRecordFactory(
         owner=user,
