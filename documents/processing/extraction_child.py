@@ -31,7 +31,10 @@ _REASON_MAX_CHARS = 120
 # Processor time a child may spend starting up (imports), on top of the document's own:
 # the limit is moved to "document's seconds from now" when the document arrives, and a
 # process may lower its hard limit but never raise it.
-_START_CPU_SECONDS = 30
+# How long a child may take to start (an interpreter, the parsers' imports), in processor
+# time and, for its parent, in wall-clock time: a loaded machine, not the document, makes
+# it slow. The document's own limits count from its arrival.
+START_SECONDS = 30
 # What `ps -o comm` and /proc/<pid>/comm show: a spare waiting for a document, or a
 # child at work on one.
 WAITING_NAME = "doc-spare"
@@ -142,7 +145,7 @@ def _limit_this_process(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"],) * 2)
     # The soft limit sends SIGXCPU, which ends the process; the hard one is a backstop.
     # Both are moved to count from the document on when it arrives.
-    cpu_seconds = math.ceil(limits["seconds"]) + _START_CPU_SECONDS
+    cpu_seconds = math.ceil(limits["seconds"]) + START_SECONDS
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if sys.platform == "linux":

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Protocol
 
 from documents.processing import DocumentError, DocumentKind, PagePiece
-from documents.processing.extraction_child import could_not_read
+from documents.processing.extraction_child import START_SECONDS, could_not_read
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class ChildExtraction:
 
     def __enter__(self) -> Iterator[PagePiece]:
         self._started = time.monotonic()
-        self._deadline = self._started + self.limits.seconds
+        self._deadline = self._started + START_SECONDS
         if self.spare is not None:
             self._process, self._pre_started = self.spare.take(self.limits)
         else:
@@ -179,6 +179,7 @@ class ChildExtraction:
                 self._process.returncode,
             )
             self._process, self._pre_started = start_child(self.limits), False
+            self._deadline = time.monotonic() + START_SECONDS
             self._send_document()
             yield from self._child_pieces()
 
@@ -197,7 +198,11 @@ class ChildExtraction:
                         raise DocumentError(_GARBLED) from None
                     del buffer[: end + 1]
                     if message.get("accepted"):
+                        # The document's time starts now, as the child's processor time
+                        # does: a cold child's start-up on a loaded machine is not the
+                        # document's doing.
                         self._accepted = True
+                        self._deadline = time.monotonic() + self.limits.seconds
                     if "peak_memory_bytes" in message:  # the last message
                         self.peak_memory_bytes = message["peak_memory_bytes"]
                         self._ended = True
@@ -218,10 +223,7 @@ class ChildExtraction:
                         return
                 now = time.monotonic()
                 if now >= self._deadline:
-                    raise DocumentError(
-                        f"Reading the document took longer than the {self.limits.seconds:g} s "
-                        "allowed; it may be damaged or built to exhaust servers."
-                    )
+                    raise DocumentError(self._reason_for_deadline())
                 if now >= next_idle_call:
                     next_idle_call = now + _IDLE_CHECK_SECONDS
                     if self.on_idle is not None:
@@ -236,6 +238,17 @@ class ChildExtraction:
                     if len(buffer) > _MAX_MESSAGE_BYTES and b"\n" not in data:
                         raise DocumentError(_GARBLED)
         raise DocumentError(self._reason_for_silent_end(process))
+
+    def _reason_for_deadline(self) -> str:
+        if not self._accepted:
+            return (
+                f"The document reader did not start within {START_SECONDS} s; the server is "
+                "overloaded. Try again later."
+            )
+        return (
+            f"Reading the document took longer than the {self.limits.seconds:g} s allowed; "
+            "it may be damaged or built to exhaust servers."
+        )
 
     def _reason_for_silent_end(self, process: subprocess.Popen) -> str:
         """Why a child ended without a word: the kernel's limits, or a crash."""

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -126,6 +127,23 @@ def test_the_time_limit_counts_from_the_document_not_the_spares_start(tmp_path, 
     time.sleep(1.5)  # it waits longer than a document may take
 
     assert extract(path, spare, limits=limits) == [PagePiece(1, "Read in time", True)]
+    assert not Path(f"/proc/{waiting}").exists()  # it was the one that read it
+
+
+def test_a_child_slow_to_take_the_document_is_not_charged_for_it(tmp_path, spare):
+    """A loaded machine, not the document, made the child late: its time counts from arrival."""
+    path = samples.make_pdf(tmp_path / "a.pdf", ["Read in time"])
+    limits = ExtractionLimits(memory_bytes=512 * 2**20, seconds=1, max_docx_uncompressed_bytes=1)
+    spare.replenish(limits)
+    waiting = spare.pid
+    wait_until_waiting(waiting)
+    os.kill(waiting, signal.SIGSTOP)  # as a busy machine would, for longer than the limit
+    resumer = threading.Timer(1.5, os.kill, (waiting, signal.SIGCONT))
+    resumer.start()
+    try:
+        assert extract(path, spare, limits=limits) == [PagePiece(1, "Read in time", True)]
+    finally:
+        resumer.join()
     assert not Path(f"/proc/{waiting}").exists()  # it was the one that read it
 
 
