@@ -16,10 +16,11 @@ def free_port() -> int:
 
 
 def start_web(port: int) -> subprocess.Popen:
-    """gunicorn as in the Procfile (2 sync workers), with this process's environment."""
+    """gunicorn as in the Procfile (2 uvicorn workers), with this process's environment."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     # As in the Procfile, with the access log written (and thrown away) as it would be.
-    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    command = [str(gunicorn), "config.asgi", "--worker-class", "uvicorn_worker.UvicornWorker"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", "2"]
     command += ["--access-logfile", "-", "--no-control-socket"]
     web = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

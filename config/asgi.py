@@ -1,6 +1,53 @@
+"""The web process's application (Procfile ``web``: gunicorn with uvicorn workers).
+
+Two kinds of request share the port. The event stream (GET /api/v1/tasks/events) stays
+open for minutes: it goes to Django's ASGI handler, whose async answer holds no thread
+while it waits (tasks_app/events.py). Every other request goes to Django's WSGI handler
+on one thread per process (a2wsgi), which runs it as a sync gunicorn worker would: one
+request at a time, on a persistent database connection of that thread's own. (Django's
+ASGI handler would give each request a connection of its own, which CONN_MAX_AGE then
+keeps open for nobody.) So streams cannot take the API's place, and the API is run, and
+measured, as before.
+
+``config.wsgi`` still serves everything under a WSGI server; the event stream then answers
+with what changed so far and makes EventSource poll (tasks_app/apis/events.py).
+"""
+
 import os
 
+from a2wsgi import WSGIMiddleware
 from django.core.asgi import get_asgi_application
+from django.core.wsgi import get_wsgi_application
+from django.urls import reverse
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+
+# Both set Django up; the URL names are resolved once it is.
+_asynchronous = get_asgi_application()
+_synchronous = WSGIMiddleware(get_wsgi_application(), workers=1)
+# With and without the trailing slash, as every API path (api/middleware.py).
+_STREAM_PATHS = frozenset(
+    path
+    for name in ("task-events",)
+    for path in (reverse(name).rstrip("/"), reverse(name).rstrip("/") + "/")
+)
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] in _STREAM_PATHS:
+        await _asynchronous(scope, receive, send)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+    else:
+        await _synchronous(scope, receive, send)
+
+
+async def _lifespan(receive, send) -> None:
+    # Nothing to start or stop; answered so that uvicorn does not log it as unsupported.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

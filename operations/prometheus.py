@@ -29,7 +29,8 @@ mode, so that every scrape adds up all workers' counts: give each web instance a
 folder of its own, wiped at each start, in ``PROMETHEUS_MULTIPROC_DIR``::
 
     rm -rf /run/jobservice/prometheus && mkdir -p /run/jobservice/prometheus
-    PROMETHEUS_MULTIPROC_DIR=/run/jobservice/prometheus gunicorn config.wsgi --workers 4
+    export PROMETHEUS_MULTIPROC_DIR=/run/jobservice/prometheus
+    gunicorn config.asgi -k uvicorn_worker.UvicornWorker --workers 4
 
 The variable must be set before gunicorn starts: prometheus_client decides where values
 live when it is imported. Only counters and histograms are kept that way, so gunicorn

@@ -106,3 +106,16 @@ class TransientTaskError(Exception):
 
 class PermanentTaskError(Exception):
     """Raised by a task body for a failure that retrying cannot fix (bad data)."""
+
+
+class EventStreamLimitReached(TaskError):
+    """The caller holds as many open event streams as one user may (TASKS_EVENTS_MAX_STREAMS)."""
+
+    http_status = 429
+
+    def __init__(self, *, limit: int):
+        self.limit = limit
+        super().__init__(
+            f"You already have {limit} task event streams open here, the most allowed at once; "
+            "close one, or poll GET /api/v1/tasks/."
+        )

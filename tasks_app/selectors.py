@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -25,6 +26,18 @@ def task_list_for_user(
     if not user.is_staff:
         records = records.filter(owner=user)
     return records.order_by("-created_at", "-id")
+
+
+def task_changes_for_owners(
+    *, owner_ids: Iterable[int], since: datetime, fields: Iterable[str], limit: int
+) -> list[TaskRecord]:
+    """The records of these owners changed after ``since``, in the order they changed: what
+    their event streams show next (tasks_app/events.py). One index range per owner."""
+    return list(
+        TaskRecord.objects.filter(owner_id__in=list(owner_ids), changed_at__gt=since)
+        .only("owner_id", "changed_at", *fields)
+        .order_by("changed_at", "id")[:limit]
+    )
 
 
 def task_get_for_user(

@@ -102,6 +102,7 @@ def task_report_progress(
         _unflushed(_held(task_id, attempt)).update(
             **_progress_fields(Progress(current=current, total=total, message=message)),
             heartbeat_at=timezone.now(),
+            changed_at=timezone.now(),
         )
     )
 
@@ -109,7 +110,9 @@ def task_report_progress(
 def task_keep_progress(*, task_id: str, attempt: int, progress: Progress) -> None:
     """Store the attempt's last progress whatever its status now (it failed or was cancelled
     after reporting it): how far it got. Not if the task was given to another attempt."""
-    TaskRecord.objects.filter(pk=task_id, attempts=attempt).update(**_progress_fields(progress))
+    TaskRecord.objects.filter(pk=task_id, attempts=attempt).update(
+        **_progress_fields(progress), changed_at=timezone.now()
+    )
 
 
 def _progress_fields(progress: Progress | None) -> dict:

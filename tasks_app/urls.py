@@ -1,11 +1,12 @@
 from django.urls import path, re_path
 
-from tasks_app.apis import dead_letters, tasks
+from tasks_app.apis import dead_letters, events, tasks
 
 urlpatterns = [
     path("tasks/", tasks.TaskCollectionApi.as_view(), name="task-list"),
     # Before the detail route, which would take "batch" for an id; with or without the slash.
     re_path(r"^tasks/batch/?$", tasks.TaskBatchApi.as_view(), name="task-batch"),
+    re_path(r"^tasks/events/?$", events.TaskEventsApi.as_view(), name="task-events"),
     path("tasks/<str:task_id>/", tasks.TaskDetailApi.as_view(), name="task-detail"),
     path("tasks/<str:task_id>/cancel/", tasks.TaskCancelApi.as_view(), name="task-cancel"),
     path("task-types/", tasks.TaskTypeListApi.as_view(), name="task-type-list"),

@@ -2,8 +2,10 @@
 
 Reads go through tasks_app's selectors (which enforce ownership: another user's id is a
 404, as in the API) and writes through its services. A page whose tasks are still moving
-refreshes its live part by itself (htmx); without JavaScript the forms still post and the
-page refreshes.
+refreshes its live part by itself (htmx): when the page's owner's event stream
+(GET /api/v1/tasks/events) says one of their tasks changed, or each second where the page
+shows other people's tasks (staff), whose changes that stream does not carry. Without
+JavaScript the forms still post and the page refreshes.
 """
 
 import json
@@ -15,6 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,7 +29,7 @@ from api.errors import DomainError
 from api.pagination import NewestFirstPagination
 from api.throttling import SubmitRateThrottle
 from dashboard import forms
-from tasks_app import selectors, services
+from tasks_app import events, selectors, services
 from tasks_app.apis.tasks import TaskCollectionApi, TaskFilter
 from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus
 from tasks_app.task_types import UnknownTaskType, all_task_types, get_task_type
@@ -61,6 +64,15 @@ def _local_link(url: str | None) -> str | None:
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
+def _live_updates(*, active: bool, own: bool, since: str) -> dict:
+    """How the page's live part refreshes: ``live`` is "stream", "poll" or None (nothing
+    moves), and ``events_position`` where the stream starts (before the page was read, so
+    that nothing changed since is missed)."""
+    if not active:
+        return {"live": None}
+    return {"live": "stream" if own else "poll", "events_position": since}
+
+
 def _visible_task_or_404(request, task_id, *, fields=()) -> TaskRecord:
     record = selectors.task_get_for_user(user=request.user, task_id=task_id, fields=fields)
     if record is None:
@@ -71,6 +83,7 @@ def _visible_task_or_404(request, task_id, *, fields=()) -> TaskRecord:
 @login_required
 @require_GET
 def task_list(request):
+    since = events.cursor_of(timezone.now())
     records = selectors.task_list_for_user(user=request.user, fields=LIST_FIELDS)
     filtered = TaskFilter(request.GET, queryset=records)
     page, next_link, previous_link = [], None, None
@@ -96,7 +109,11 @@ def task_list(request):
         "task_types": [spec.name for spec in all_task_types()],
         "next_link": next_link,
         "previous_link": previous_link,
-        "live": any(record.status in ACTIVE_STATUSES for record in page),
+        **_live_updates(
+            active=any(record.status in ACTIVE_STATUSES for record in page),
+            own=not request.user.is_staff,  # staff's list shows everyone's tasks
+            since=since,
+        ),
     }
     template = "dashboard/_task_rows.html" if request.htmx else "dashboard/task_list.html"
     return render(request, template, context, status=status_code)
@@ -105,6 +122,7 @@ def task_list(request):
 @login_required
 @require_GET
 def task_detail(request, task_id):
+    since = events.cursor_of(timezone.now())
     record = _visible_task_or_404(request, task_id)
     context = {
         "record": record,
@@ -115,7 +133,11 @@ def task_detail(request, task_id):
             else None
         ),
         "timeline": _timeline(record),
-        "live": record.status in ACTIVE_STATUSES,
+        **_live_updates(
+            active=record.status in ACTIVE_STATUSES,
+            own=record.owner_id == request.user.pk,
+            since=since,
+        ),
     }
     template = "dashboard/_task_live.html" if request.htmx else "dashboard/task_detail.html"
     return render(request, template, context)

@@ -69,6 +69,13 @@ DISPATCHED_STATUSES = ACTIVE_STATUSES - {TaskStatus.WAITING}
 class TaskRecordQuerySet(TransitionQuerySet):
     transitions = TRANSITIONS
 
+    # Every move is a change its owner's event stream shows (tasks_app/events.py).
+    def transition(self, *, pk, to: str, only_if=None, **fields) -> bool:
+        return super().transition(pk=pk, to=to, only_if=only_if, **_changed_now(fields))
+
+    def transition_returning(self, *, pk, to: str, **options):
+        return super().transition_returning(pk=pk, to=to, **_changed_now(options))
+
     def active(self):
         return self.filter(status__in=ACTIVE_STATUSES)
 
@@ -81,6 +88,10 @@ class TaskRecordQuerySet(TransitionQuerySet):
     def outbox(self):
         """Committed queued records whose broker message is not sent yet (dispatch.py)."""
         return self.filter(status=TaskStatus.QUEUED, dispatched_at__isnull=True)
+
+
+def _changed_now(fields: dict) -> dict:
+    return {"changed_at": timezone.now(), **fields}
 
 
 class TaskRecord(models.Model):
@@ -143,6 +154,11 @@ class TaskRecord(models.Model):
     next_attempt_at = models.DateTimeField(
         null=True, blank=True, help_text="When a retrying task's next attempt is due."
     )
+    # Set by every write its owner would see (status, progress; not heartbeats, not the
+    # relay's dispatched_at): what the event stream follows.
+    changed_at = models.DateTimeField(
+        default=timezone.now, help_text="When its status or progress last changed."
+    )
 
     objects = TaskRecordQuerySet.as_manager()
 
@@ -154,6 +170,8 @@ class TaskRecord(models.Model):
             models.Index(fields=["owner", "-created_at"], name="task_owner_created"),
             models.Index(fields=["owner", "status", "-created_at"], name="task_owner_status"),
             models.Index(fields=["owner", "task_type", "-created_at"], name="task_owner_type"),
+            # The owner's event stream: what changed since a moment (tasks_app/events.py).
+            models.Index(fields=["owner", "changed_at"], name="task_owner_changed"),
             # Staff's list of every task, newest first (without it, a sort of all records).
             models.Index(fields=["-created_at", "-id"], name="task_created"),
             # Staff lists by status and the sweeps (queued too long, running without heartbeat).

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from tasks_app import events
 from tasks_app.models import TaskRecord, TaskStatus
 from tests.factories import TaskRecordFactory, UserFactory
 
@@ -127,16 +128,48 @@ def test_a_rewritten_cursor_is_a_404_not_a_500(browser):
     assert browser.get("/tasks/?cursor=garbage").status_code == 404
 
 
-def test_a_list_with_unfinished_tasks_polls_and_answers_htmx_with_its_rows_only(browser, user):
+def test_a_list_with_unfinished_tasks_follows_events_and_answers_htmx_with_its_rows_only(
+    browser, user
+):
     TaskRecordFactory(owner=user, status=TaskStatus.RUNNING, progress_current=3, progress_total=4)
+    before = int(events.cursor_of(timezone.now()))
 
     page = _text(browser.get("/tasks/"))
     fragment = _text(browser.get("/tasks/", headers={"HX-Request": "true"}))
 
-    assert 'hx-trigger="every 1s"' in page
+    # Refreshed when the owner's event stream says a task changed, the stream starting from
+    # the moment the page was read.
+    assert 'hx-trigger="task-changed from:body"' in page
+    position = re.search(r'data-task-events="/api/v1/tasks/events\?last_event_id=(\d+)"', page)
+    assert position and before <= int(position[1]) <= int(events.cursor_of(timezone.now()))
     assert fragment.lstrip().startswith('<div id="task-rows"')
     assert "<html" not in fragment
     assert '<progress id="progress-' in fragment and 'max="4" value="3"' in fragment
+
+
+def test_staff_list_of_everyones_tasks_polls_each_second(client):
+    staff = UserFactory(is_staff=True)
+    TaskRecordFactory(status=TaskStatus.RUNNING)  # another user's: not in staff's own stream
+    client.force_login(staff)
+
+    page = _text(client.get("/tasks/"))
+
+    assert 'hx-trigger="every 1s"' in page
+    assert "data-task-events" not in page
+
+
+def test_staff_page_of_another_users_task_polls_and_of_their_own_follows_events(client):
+    staff = UserFactory(is_staff=True)
+    theirs = TaskRecordFactory(status=TaskStatus.RUNNING)
+    own = TaskRecordFactory(owner=staff, status=TaskStatus.QUEUED)
+    client.force_login(staff)
+
+    theirs_page = _text(client.get(f"/tasks/{theirs.pk}/"))
+    own_page = _text(client.get(f"/tasks/{own.pk}/"))
+
+    assert 'hx-trigger="every 1s"' in theirs_page and "data-task-events" not in theirs_page
+    assert 'hx-trigger="task-changed from:body"' in own_page
+    assert f'data-task-id="{own.pk}"' in own_page
 
 
 def test_a_list_of_finished_tasks_does_not_poll(browser, user):

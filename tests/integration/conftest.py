@@ -7,9 +7,12 @@ worker only sees committed rows.
 """
 
 import os
+import shlex
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -173,6 +176,79 @@ class RelayProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def procfile_command(process: str) -> list[str]:
+    """The Procfile's command for ``process``, as arguments (without the shell's ``exec``)."""
+    for line in (BASE_DIR / "Procfile").read_text().splitlines():
+        if line.startswith(f"{process}:"):
+            arguments = shlex.split(line.partition(":")[2])
+            return arguments[1:] if arguments[0] == "exec" else arguments
+    raise LookupError(f"no {process} in the Procfile")
+
+
+class WebProcess:
+    """The Procfile's web process (gunicorn with uvicorn workers) on the test database.
+
+    ``extra_arguments`` go after the Procfile's own, and so win (``--workers 1``).
+    """
+
+    def __init__(self, *, log_path: Path, extra_env=None, extra_arguments=()):
+        self.log_path = log_path
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        command = [argument.replace("$PORT", str(port)) for argument in procfile_command("web")]
+        assert command[0] == "gunicorn", command
+        command = [sys.executable, "-m", *command, *extra_arguments]
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": _test_database_url(),
+            **(extra_env or {}),
+        }
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                urllib.request.urlopen(f"{self.url}/api/v1/health/live", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the web process did not start; its log:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def web(django_db_setup, tmp_path_factory):
+    """The shipped web process, shared by a module's tests."""
+    web = WebProcess(log_path=tmp_path_factory.mktemp("web") / "web.log")
+    web.wait_until_ready()
+    yield web
+    web.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)
