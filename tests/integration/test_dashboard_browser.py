@@ -1,5 +1,6 @@
 """The dashboard in a real browser (Debian's chromium, driven by Playwright), against the
-live server, the relay and a real worker: what a person signed in to the pages sees.
+shipped web process (the Procfile's gunicorn with uvicorn workers), the relay and a real
+worker: what a person signed in to the pages sees.
 
 Each test saves a screenshot of the pages it visits under var/screenshots/.
 """
@@ -47,15 +48,23 @@ def chromium():
 
 
 @pytest.fixture
-def open_page(chromium, live_server, celery_worker):
-    """``open_page(user)``: a new browser page signed in as ``user`` through the login form."""
+def open_page(chromium, web, celery_worker, transactional_db):
+    """``open_page(user)``: a new browser page signed in as ``user`` through the login form.
+
+    ``open_page.event_streams`` lists the answers the pages' event streams got."""
     contexts, policy_violations = [], []
+    event_streams = []
+
+    def note_event_stream(response) -> None:
+        if "/api/v1/tasks/events" in response.url:
+            event_streams.append((response.status, response.headers.get("content-type")))
 
     def open_page(user, *, width: int = 1280):
         context = chromium.new_context(viewport={"width": width, "height": 900})
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(SECONDS)
+        page.on("response", note_event_stream)
         page.on(
             "console",
             lambda message: (
@@ -64,15 +73,16 @@ def open_page(chromium, live_server, celery_worker):
                 else None
             ),
         )
-        page.goto(f"{live_server.url}/accounts/login/")
+        page.goto(f"{web.url}/accounts/login/")
         _screenshot(page, "login")
         page.get_by_label("Username").fill(user.get_username())
         page.get_by_label("Password").fill("secret-password")
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{live_server.url}/tasks/")
+        page.wait_for_url(f"{web.url}/tasks/")
         return page
 
-    open_page.url = live_server.url
+    open_page.url = web.url
+    open_page.event_streams = event_streams
     yield open_page
     for context in contexts:
         context.close()
@@ -122,6 +132,8 @@ def test_a_submitted_task_shows_its_progress_live_until_it_succeeds(open_page):
     assert progress.get_attribute("max") == "3"
     assert "3/3 (100.0%)" in page.locator("#task-live").inner_text()
     assert page.evaluate("window.stillTheSamePage") is True
+    # Moved by the owner's event stream, held open by the shipped web process.
+    assert (200, "text/event-stream") in open_page.event_streams
     assert '"slept_seconds": 3.0' in page.locator("#task-live pre.json").inner_text()
     _screenshot(page, "task-detail")
 
