@@ -19,6 +19,7 @@ from a2wsgi import WSGIMiddleware
 from django.core.asgi import get_asgi_application
 from django.core.wsgi import get_wsgi_application
 from django.urls import reverse
+from uvicorn.server import Server
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -31,6 +32,22 @@ _STREAM_PATHS = frozenset(
     for name in ("task-events",)
     for path in (reverse(name).rstrip("/"), reverse(name).rstrip("/") + "/")
 )
+
+
+def _end_streams_then_exit(server, sig, frame):
+    # Uvicorn's graceful shutdown waits for every open response to end; an event stream
+    # would not before gunicorn's graceful timeout killed the worker (30 s). It is told to
+    # end first, and its client reconnects to a process that is not stopping.
+    from tasks_app.events import end_all_streams
+
+    end_all_streams()
+    _uvicorn_handle_exit(server, sig, frame)
+
+
+# The signal handler uvicorn installs (SIGTERM, SIGINT) when it starts serving, after this
+# module is imported; there is no hook for it otherwise (sse-starlette does the same).
+_uvicorn_handle_exit = Server.handle_exit
+Server.handle_exit = _end_streams_then_exit
 
 
 async def application(scope, receive, send):

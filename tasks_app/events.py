@@ -63,32 +63,38 @@ def moment_of(cursor: str) -> datetime | None:
     return _EPOCH + int(cursor) * _MICROSECOND
 
 
-class StreamBehind(Exception):
-    """The stream's client read too slowly: its backlog was dropped; it resumes by id."""
+class StreamEnded(Exception):
+    """The stream must end: its client read too slowly (its backlog was dropped), or this
+    process is stopping. Either way the client resumes by id, here or at another process."""
 
 
 class _Subscription:
     def __init__(self, owner_id: int):
         self.owner_id = owner_id
-        self.queue: asyncio.Queue[TaskRecord] = asyncio.Queue(maxsize=STREAM_BACKLOG)
-        self.behind = False
+        # One place more than the backlog, for the wake-up of ``end``.
+        self.queue: asyncio.Queue[TaskRecord | None] = asyncio.Queue(maxsize=STREAM_BACKLOG + 1)
+        self.ended = False
 
     def offer(self, record: TaskRecord) -> None:
-        try:
+        if self.queue.qsize() >= STREAM_BACKLOG:
+            self.end()
+        else:
             self.queue.put_nowait(record)
-        except asyncio.QueueFull:
-            self.behind = True
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.queue.put_nowait(None)  # wakes a stream that waits
 
     async def next_change(self, timeout: float) -> TaskRecord | None:
         """The next change, or None if none came within ``timeout`` seconds."""
-        if self.behind:
-            raise StreamBehind
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            record = None if self.ended else await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
-            if self.behind:
-                raise StreamBehind from None
             return None
+        if self.ended:
+            raise StreamEnded
+        return record
 
 
 class TaskChangeFeed:
@@ -97,6 +103,7 @@ class TaskChangeFeed:
     def __init__(self, fields: tuple[str, ...]):
         self.fields = fields
         self._subscriptions: dict[int, set[_Subscription]] = defaultdict(set)
+        self._stopping = False
         self._poller: asyncio.Task | None = None
         # One thread, so one database connection, however many streams are open.
         self._database = ThreadPoolExecutor(1, thread_name_prefix="task-events")
@@ -120,6 +127,8 @@ class TaskChangeFeed:
     @asynccontextmanager
     async def subscription(self, owner_id: int) -> AsyncIterator[_Subscription]:
         subscription = _Subscription(owner_id)
+        if self._stopping:
+            subscription.end()
         self._subscriptions[owner_id].add(subscription)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(self._poll())
@@ -129,6 +138,13 @@ class TaskChangeFeed:
             self._subscriptions[owner_id].discard(subscription)
             if not self._subscriptions[owner_id]:
                 del self._subscriptions[owner_id]
+
+    def end_all(self) -> None:
+        """End every stream, now and from now on: the process is stopping."""
+        self._stopping = True
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription.end()
 
     async def _poll(self) -> None:
         """Read and hand out changes while any stream is open; then end (the next restarts it)."""
@@ -175,6 +191,14 @@ def _on_own_connection(function: Callable, kwargs: dict):
 _feeds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TaskChangeFeed]" = (
     weakref.WeakKeyDictionary()
 )
+
+
+def end_all_streams() -> None:
+    """Called as the process begins to stop (from a signal handler): every stream ends, so
+    that the server's graceful shutdown is not held up by streams that never would; their
+    clients reconnect where they left off, to a process that is not stopping."""
+    for loop, feed in list(_feeds.items()):
+        loop.call_soon_threadsafe(feed.end_all)
 
 
 def feed_of_this_loop(fields: tuple[str, ...]) -> TaskChangeFeed:

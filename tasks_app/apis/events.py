@@ -241,7 +241,7 @@ async def _live_blocks(*, owner_id, since: datetime | None, render) -> AsyncIter
         while (left := ends_at - time.monotonic()) > 0:
             try:
                 record = await subscription.next_change(min(KEEPALIVE_SECONDS, left))
-            except events.StreamBehind:
+            except events.StreamEnded:
                 return  # the client resumes from its last event
             if record is None:
                 yield b": keep-alive\n\n"

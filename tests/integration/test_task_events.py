@@ -251,3 +251,26 @@ def test_a_stream_ends_after_its_time_and_says_when_to_come_back(
         pytest.fail("the stream outlived TASKS_EVENTS_STREAM_SECONDS")
     finally:
         web.stop()
+
+
+def test_a_stopping_web_process_ends_its_streams_instead_of_waiting_on_them(
+    transactional_db, tmp_path
+):
+    web = WebProcess(log_path=tmp_path / "web.log")
+    web.wait_until_ready()
+    token = user_with_token()
+    streams = [EventStream(web.url, token) for _ in range(4)]
+    for stream in streams:
+        stream.next_block()  # it is streaming
+
+    web.process.terminate()
+    # Within gunicorn's graceful timeout (30 s), which would otherwise kill the workers
+    # with the streams still open.
+    web.process.wait(timeout=20)
+    web.stop()
+
+    for stream in streams:
+        with pytest.raises(EOFError):
+            while True:
+                stream.next_block()
+    assert "was sent SIGKILL" not in web.log()
