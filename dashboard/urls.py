@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import api_keys, tasks
+from dashboard.views import api_keys, documents, tasks
 
 app_name = "dashboard"
 
@@ -12,6 +12,15 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/", tasks.task_detail, name="task-detail"),
     path("tasks/<uuid:task_id>/cancel/", tasks.task_cancel, name="task-cancel"),
     path("tasks/<uuid:task_id>/result.json", tasks.task_result_download, name="task-result"),
+    path("documents/", documents.document_list, name="document-list"),
+    path("documents/search/", documents.document_search, name="document-search"),
+    path("documents/<uuid:document_id>/", documents.document_detail, name="document-detail"),
+    path(
+        "documents/<uuid:document_id>/reprocess/",
+        documents.document_reprocess,
+        name="document-reprocess",
+    ),
+    path("documents/<uuid:document_id>/delete/", documents.document_delete, name="document-delete"),
     path("keys/", api_keys.api_key_list, name="api-keys"),
     path("keys/<int:api_key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
 ]

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.timesince import timesince
 
+from documents.models import DocumentStatus
 from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus
 
 register = template.Library()
@@ -22,6 +23,11 @@ def is_active(record: TaskRecord) -> bool:
 @register.inclusion_tag("dashboard/_status_badge.html")
 def status_badge(status: str) -> dict:
     return {"status": status, "label": TaskStatus(status).label}
+
+
+@register.inclusion_tag("dashboard/_status_badge.html")
+def document_badge(status: str) -> dict:
+    return {"status": status, "label": DocumentStatus(status).label}
 
 
 @register.inclusion_tag("dashboard/_progress_bar.html")

@@ -10,7 +10,6 @@ JavaScript the forms still post and the page refreshes.
 
 import json
 import uuid
-from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -29,6 +28,7 @@ from api.errors import DomainError
 from api.pagination import NewestFirstPagination
 from api.throttling import SubmitRateThrottle
 from dashboard import forms
+from dashboard.views.pages import live_updates, local_link
 from tasks_app import events, selectors, services
 from tasks_app.apis.tasks import TaskCollectionApi, TaskFilter
 from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus
@@ -56,23 +56,6 @@ class DashboardPages(NewestFirstPagination):
     page_size = 25
 
 
-def _local_link(url: str | None) -> str | None:
-    """A paginator's absolute link as a path and query string, for this page's links."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
-
-
-def _live_updates(*, active: bool, own: bool, since: str) -> dict:
-    """How the page's live part refreshes: ``live`` is "stream", "poll" or None (nothing
-    moves), and ``events_position`` where the stream starts (before the page was read, so
-    that nothing changed since is missed)."""
-    if not active:
-        return {"live": None}
-    return {"live": "stream" if own else "poll", "events_position": since}
-
-
 def _visible_task_or_404(request, task_id, *, fields=()) -> TaskRecord:
     record = selectors.task_get_for_user(user=request.user, task_id=task_id, fields=fields)
     if record is None:
@@ -96,8 +79,8 @@ def task_list(request):
             raise Http404(
                 "This page of the list does not exist (the cursor is not valid)."
             ) from None
-        next_link = _local_link(paginator.get_next_link())
-        previous_link = _local_link(paginator.get_previous_link())
+        next_link = local_link(paginator.get_next_link())
+        previous_link = local_link(paginator.get_previous_link())
     else:
         status_code = 400
     context = {
@@ -109,7 +92,7 @@ def task_list(request):
         "task_types": [spec.name for spec in all_task_types()],
         "next_link": next_link,
         "previous_link": previous_link,
-        **_live_updates(
+        **live_updates(
             active=any(record.status in ACTIVE_STATUSES for record in page),
             own=not request.user.is_staff,  # staff's list shows everyone's tasks
             since=since,
@@ -133,7 +116,7 @@ def task_detail(request, task_id):
             else None
         ),
         "timeline": _timeline(record),
-        **_live_updates(
+        **live_updates(
             active=record.status in ACTIVE_STATUSES,
             own=record.owner_id == request.user.pk,
             since=since,

@@ -223,3 +223,35 @@ def test_an_api_key_made_on_the_page_works_for_a_script_until_revoked(open_page)
     page.get_by_role("button", name="Revoke my script").click()
     expect(page.locator(".messages")).to_contain_text("is revoked")
     assert _run_script(open_page.url, key) == (401, [])
+
+
+def test_an_uploaded_pdf_is_processed_live_and_then_found_by_search(open_page, tmp_path):
+    from tests.documents import samples
+
+    pdf = samples.make_pdf(tmp_path / "minutes.pdf", ["The board approved the zeppelin budget"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Nothing about airships here.")
+    user = UserFactory(username="reader")
+    page = open_page(user)
+    page.get_by_role("link", name="Documents").click()
+
+    # Two files at once, each sent with its own progress bar by the page's script.
+    page.get_by_label("Files to upload").set_input_files([pdf, notes])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    row = page.locator("tr", has_text="minutes.pdf")
+    expect(row.locator(".badge")).to_have_text("Completed")
+    expect(page.locator("tr", has_text="notes.txt").locator(".badge")).to_have_text("Completed")
+    assert row.locator("td").nth(3).inner_text() == "1"  # pages
+    _screenshot(page, "documents")
+
+    row.get_by_role("link", name="minutes.pdf").click()
+    expect(page.locator(".text-preview")).to_contain_text("zeppelin budget")
+    _screenshot(page, "document-detail")
+
+    page.get_by_role("link", name="All documents").click()
+    page.get_by_role("searchbox").fill("zeppelin")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator(".snippet mark")).to_have_text("zeppelin")
+    assert "minutes.pdf" in page.locator(".hits").inner_text()
+    assert "notes.txt" not in page.locator(".hits").inner_text()
+    _screenshot(page, "document-search")

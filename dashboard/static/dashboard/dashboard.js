@@ -89,3 +89,90 @@ document.addEventListener("submit", (event) => {
     if (!event.detail.successful) settled();
   });
 })();
+
+// The upload form (data-upload): files dropped on its zone or chosen are sent one request
+// each, with a progress bar per file; the page then shows the list again. Without this
+// script the form posts every chosen file at once.
+(() => {
+  const form = document.querySelector("form[data-upload]");
+  if (!form || !("FormData" in window)) return;
+  const input = form.querySelector("input[type=file]");
+  const zone = form.querySelector("[data-drop-zone]");
+  const list = form.querySelector("[data-uploads]");
+  const token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+  const sendOne = (file) =>
+    new Promise((resolve) => {
+      const item = document.createElement("li");
+      const name = document.createElement("span");
+      name.textContent = file.name;
+      const bar = document.createElement("progress");
+      bar.max = file.size || 1;
+      bar.value = 0;
+      bar.setAttribute("aria-label", `Upload of ${file.name}`);
+      const said = document.createElement("span");
+      said.className = "upload-state";
+      item.append(name, " ", bar, " ", said);
+      list.append(item);
+
+      const body = new FormData();
+      body.append("files", file);
+      const request = new XMLHttpRequest();
+      request.open("POST", form.action);
+      request.setRequestHeader("Accept", "application/json");
+      request.setRequestHeader("X-CSRFToken", token);
+      request.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable) {
+          bar.max = event.total;
+          bar.value = event.loaded;
+        }
+      });
+      request.addEventListener("load", () => {
+        let answer = {};
+        try {
+          answer = JSON.parse(request.responseText);
+        } catch {
+          // not JSON: a proxy's page; the status says enough
+        }
+        const ok = request.status === 201;
+        bar.value = bar.max;
+        said.textContent = ok ? "uploaded" : (answer.problems || [`failed (${request.status})`]).join(" ");
+        item.className = ok ? "upload-done" : "upload-failed";
+        resolve(ok);
+      });
+      request.addEventListener("error", () => {
+        said.textContent = "failed: the connection was lost";
+        item.className = "upload-failed";
+        resolve(false);
+      });
+      request.send(body);
+    });
+
+  const sendAll = async (files) => {
+    if (!files.length) return;
+    list.replaceChildren();
+    const results = [];
+    for (const file of files) results.push(await sendOne(file));
+    input.value = "";
+    // Show the new documents in the list; failed uploads stay listed with their reason.
+    if (results.every(Boolean)) window.location.reload();
+    else htmx.ajax("GET", window.location.pathname, { target: "#document-rows", swap: "outerHTML" });
+  };
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendAll([...input.files]);
+  });
+  for (const name of ["dragenter", "dragover"]) {
+    zone.addEventListener(name, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    sendAll([...event.dataTransfer.files]);
+  });
+})();
