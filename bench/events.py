@@ -177,15 +177,29 @@ def sockets_per_worker(web, port: int) -> dict[int, int]:
 
 def worker_pids(web) -> list[int]:
     pids = []
-    for name in os.listdir("/proc"):
+    for name in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{name}/stat") as stat:
                 # The parent's id is the second field after the command's closing parenthesis.
-                if name.isdigit() and int(stat.read().rsplit(")", 1)[1].split()[1]) == web.pid:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == web.pid:
                     pids.append(int(name))
-        except (OSError, IndexError):
-            continue
+        except OSError:
+            continue  # the process ended meanwhile
     return sorted(pids)
+
+
+def workers_cpu_seconds(web) -> float:
+    """The processor time gunicorn's worker processes have used so far."""
+    total = 0
+    for pid in worker_pids(web):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                # utime and stime, the 12th and 13th fields after the command.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def drive(port: int, users: list[dict], *, seconds: float, connections: int) -> dict:
@@ -292,24 +306,31 @@ def measure(args, users: list[dict]) -> list[dict]:
     web, relay = start_web(port), start_relay()
     streams = Streams(port)
     phases = []
+
+    def phase() -> dict:
+        """The API load, and the web workers' processor time (ms) per request meanwhile."""
+        cpu = workers_cpu_seconds(web)
+        figures = drive(port, users, seconds=args.seconds, connections=args.connections)
+        requests = sum(len(values) for values in figures["latencies"].values())
+        return {**figures, "cpu_ms": (workers_cpu_seconds(web) - cpu) * 1000 / requests}
+
     try:
         give_tasks(port, users)
         drive(port, users, seconds=2, connections=args.connections)  # warm-up
         for round_number in range(1, args.rounds + 1):
-            phase = drive(port, users, seconds=args.seconds, connections=args.connections)
-            phases.append({"name": f"A{round_number}", **phase})
+            phases.append({"name": f"A{round_number}", **phase()})
 
             owners, took = open_streams(streams, users, args.streams)
             time.sleep(SETTLE_SECONDS)  # subscribed; events of before the phase delivered
             streams.reset_counts()
-            phase = drive(port, users, seconds=args.seconds, connections=args.connections)
+            measured = phase()
             time.sleep(SETTLE_SECONDS)  # the phase's last submits reach their streams
             opened = streams.open_streams
-            expected = sum(phase["submits"][owner] for owner in owners)
+            expected = sum(measured["submits"][owner] for owner in owners)
             phases.append(
                 {
                     "name": f"B{round_number}",
-                    **phase,
+                    **measured,
                     "opening": took,
                     "open": sum(not stream["ended"] for stream in opened),
                     "per_worker": sorted(sockets_per_worker(web, port).values()),
@@ -339,7 +360,7 @@ def report(args, phases: list[dict], loads: tuple) -> None:
         f"{args.streams} streams in B; load average {loads[0]:.1f} before, {loads[1]:.1f} after"
     )
     print(
-        f"{'phase':<14} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}  "
+        f"{'phase':<14} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'web cpu':>7}  "
         "streams open (per worker)  events (expected)"
     )
     pooled: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
@@ -352,7 +373,7 @@ def report(args, phases: list[dict], loads: tuple) -> None:
         line = (
             f"{phase['name'] + (' streams' if 'open' in phase else ' none'):<14} "
             f"{phase['rate']:>7.1f} {statistics.median(every) * 1000:>7.1f} "
-            f"{p99s[phase['name']] * 1000:>7.1f}"
+            f"{p99s[phase['name']] * 1000:>7.1f} {phase['cpu_ms']:>7.2f}"
         )
         if "open" in phase:
             workers = " + ".join(map(str, phase["per_worker"]))
@@ -370,7 +391,7 @@ def report(args, phases: list[dict], loads: tuple) -> None:
         )
         print(
             f"all {name:<10} {'':>7} {statistics.median(every) * 1000:>7.1f} "
-            f"{p99s[name] * 1000:>7.1f}  p99 ms by kind: {kinds}"
+            f"{p99s[name] * 1000:>7.1f} {'':>7}  p99 ms by kind: {kinds}"
         )
     rounds = ", ".join(
         f"round {n} {p99s[f'B{n}'] / p99s[f'A{n}']:.2f}x" for n in range(1, args.rounds + 1)
@@ -379,6 +400,7 @@ def report(args, phases: list[dict], loads: tuple) -> None:
         f"API p99 with {args.streams} streams / without: {rounds}, all "
         f"{p99s['B'] / p99s['A']:.2f}x (goal <= 1.5)"
     )
+    print("web cpu: the web workers' processor time per API request, ms (B's includes streams)")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import api_keys, documents, tasks
+from dashboard.views import api_keys, documents, system, tasks
 
 app_name = "dashboard"
 
@@ -21,6 +21,19 @@ urlpatterns = [
         name="document-reprocess",
     ),
     path("documents/<uuid:document_id>/delete/", documents.document_delete, name="document-delete"),
+    path("system/", system.system, name="system"),
+    path(
+        "system/dead-letters/<uuid:dead_letter_id>/requeue/",
+        system.dead_letter_resolve,
+        {"action": "requeue"},
+        name="dead-letter-requeue",
+    ),
+    path(
+        "system/dead-letters/<uuid:dead_letter_id>/discard/",
+        system.dead_letter_resolve,
+        {"action": "discard"},
+        name="dead-letter-discard",
+    ),
     path("keys/", api_keys.api_key_list, name="api-keys"),
     path("keys/<int:api_key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
 ]

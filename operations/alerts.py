@@ -16,7 +16,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from operations import health
+from operations import health, history
+from operations.broker_census import broker_census
 from operations.models import HealthSnapshot, HealthStatus
 
 logger = logging.getLogger(__name__)
@@ -25,9 +26,13 @@ WEBHOOK_TIMEOUT = urllib3.Timeout(total=5.0)
 
 
 def health_snapshot_record(*, now: datetime | None = None) -> HealthSnapshot:
-    """Evaluate health, store it, forget snapshots past retention, and alert on a new critical."""
-    report = health.health_evaluate(now=now or timezone.now())
-    snapshot = _snapshot_store(report=report)
+    """Evaluate health, store it with the figures since the last snapshot, forget snapshots
+    past retention, and alert on a new critical."""
+    now = now or timezone.now()
+    facts = broker_census(queues=list(settings.TASKS_QUEUES))
+    report = health.health_evaluate(now=now, facts=facts)
+    figures = history.figures_since_last(now=now, facts=facts)
+    snapshot = _snapshot_store(report=report, figures=figures)
     pruned = health_snapshots_prune(now=report.checked_at)
     logger.info(
         "health snapshot status=%s reasons=%s pruned=%s",
@@ -42,7 +47,7 @@ def health_snapshot_record(*, now: datetime | None = None) -> HealthSnapshot:
 
 
 @transaction.atomic
-def _snapshot_store(*, report: health.HealthReport) -> HealthSnapshot:
+def _snapshot_store(*, report: health.HealthReport, figures: dict) -> HealthSnapshot:
     now = report.checked_at
     previous = HealthSnapshot.objects.order_by("-created_at").first()
     newly_critical = report.status == HealthStatus.CRITICAL and (
@@ -61,6 +66,7 @@ def _snapshot_store(*, report: health.HealthReport) -> HealthSnapshot:
         status=report.status,
         reasons=report.reasons_as_json(),
         notified_at=now if newly_critical and not throttled else None,
+        figures=figures,
     )
 
 

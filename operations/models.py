@@ -18,6 +18,11 @@ class HealthSnapshot(models.Model):
     reasons = models.JSONField(default=list, blank=True)
     # When staff were told about this snapshot (a transition to critical), if they were.
     notified_at = models.DateTimeField(null=True, blank=True)
+    # What the service did since the snapshot before, for the staff page's charts
+    # (operations/history.py): {"seconds": since the one before, "finished": n,
+    # "failed": n (failed or timed out), "p95_seconds": {task type: s},
+    # "queue_depths": {queue: n or None}}. Empty in snapshots from before it was kept.
+    figures = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -64,6 +64,41 @@ def dead_letter_get(*, dead_letter_id) -> DeadLetter | None:
     return dead_letter_list().filter(pk=pk).first()
 
 
+def tasks_running(*, limit: int) -> list[TaskRecord]:
+    """Running tasks, longest-running first, with their owners (a staff view)."""
+    return list(
+        TaskRecord.objects.running()
+        .select_related("owner")
+        .only(
+            "task_type",
+            f"owner__{get_user_model().USERNAME_FIELD}",
+            "worker",
+            "attempts",
+            "started_at",
+            "progress_current",
+            "progress_total",
+            "progress_message",
+        )
+        .order_by("started_at")[:limit]
+    )
+
+
+def oldest_queued_at(*, queues: Iterable[str]) -> dict[str, datetime | None]:
+    """When the longest-waiting queued task of each queue was submitted, or None."""
+    return {
+        queue: TaskRecord.objects.filter(status=TaskStatus.QUEUED, queue=queue)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+        for queue in queues
+    }
+
+
+def dead_letter_open_of_task(*, task: TaskRecord) -> DeadLetter | None:
+    """The task's dead letter if it is still open (waiting for staff), else None."""
+    return DeadLetter.objects.filter(task=task, resolution=DeadLetter.Resolution.OPEN).first()
+
+
 def task_was_cancelled(*, task_id, attempt: int) -> bool:
     """Whether the task was cancelled while ``attempt`` held it (not just finished or requeued)."""
     return TaskRecord.objects.filter(

@@ -9,6 +9,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.timesince import timesince
 
 from documents.models import DocumentStatus
+from operations.models import HealthStatus
 from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus
 
 register = template.Library()
@@ -28,6 +29,11 @@ def status_badge(status: str) -> dict:
 @register.inclusion_tag("dashboard/_status_badge.html")
 def document_badge(status: str) -> dict:
     return {"status": status, "label": DocumentStatus(status).label}
+
+
+@register.inclusion_tag("dashboard/_status_badge.html")
+def health_badge(status: str) -> dict:
+    return {"status": status, "label": HealthStatus(status).label}
 
 
 @register.inclusion_tag("dashboard/_progress_bar.html")

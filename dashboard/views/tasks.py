@@ -116,6 +116,9 @@ def task_detail(request, task_id):
             else None
         ),
         "timeline": _timeline(record),
+        "dead_letter": (
+            selectors.dead_letter_open_of_task(task=record) if request.user.is_staff else None
+        ),
         **live_updates(
             active=record.status in ACTIVE_STATUSES,
             own=record.owner_id == request.user.pk,

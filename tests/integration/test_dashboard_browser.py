@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from tasks_app.models import TaskRecord, TaskStatus
-from tests.factories import UserFactory
+from tests.factories import TaskRecordFactory, UserFactory
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 Axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe
@@ -255,3 +255,42 @@ def test_an_uploaded_pdf_is_processed_live_and_then_found_by_search(open_page, t
     assert "minutes.pdf" in page.locator(".hits").inner_text()
     assert "notes.txt" not in page.locator(".hits").inner_text()
     _screenshot(page, "document-search")
+
+
+def test_staff_see_the_system_page_with_its_charts_and_requeue_a_dead_letter(open_page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from operations.models import HealthSnapshot
+    from tests.tasks_app.test_dead_letters import fail_for_good
+
+    owner = UserFactory(username="unlucky")
+    letter = fail_for_good(TaskRecordFactory(owner=owner, task_type="diagnostics.flaky"))
+    now = timezone.now()
+    for minutes_ago in range(180, 0, -3):  # three hours of history, one snapshot each 3 min
+        HealthSnapshot.objects.create(
+            created_at=now - timedelta(minutes=minutes_ago),
+            status="healthy",
+            figures={
+                "seconds": 180.0,
+                "finished": 90 + minutes_ago % 40,
+                "failed": minutes_ago % 7,
+                "p95_seconds": {"diagnostics.sleep": 1.0 + minutes_ago % 5},
+                "queue_depths": {"default": minutes_ago % 11, "long": 3},
+            },
+        )
+    page = open_page(UserFactory(username="operator", is_staff=True))
+
+    page.get_by_role("link", name="System").click()
+    expect(page.locator("#check-workers .badge")).to_have_text("Healthy")  # the test's worker
+    expect(page.locator("svg.chart")).to_have_count(4)
+    assert page.locator("#chart-0 polyline").count() >= 1
+    box = page.locator("#chart-0").bounding_box()
+    assert box["width"] > 200 and box["height"] > 50  # drawn, not collapsed
+    _screenshot(page, "system")
+
+    page.get_by_role("button", name=f"Requeue diagnostics.flaky {str(letter.task_id)[:8]}").click()
+    expect(page.locator(".messages")).to_contain_text("is requeued as")
+    letter.refresh_from_db()
+    assert letter.resolution == "requeued"
