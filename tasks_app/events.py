@@ -166,6 +166,9 @@ class TaskChangeFeed:
             except DatabaseError as error:
                 logger.warning("task events: reading changes failed, retrying: %s", error)
                 continue
+            except Exception:  # a bug must not silence every stream of the process for good
+                logger.exception("task events: reading changes failed, retrying")
+                continue
             for record in records:
                 if delivered.get(record.pk) == record.changed_at:
                     continue
