@@ -178,6 +178,9 @@ def test_the_tasks_page_is_usable_375_pixels_wide(open_page):
     _screenshot(page, "tasks-375px")
     # Nothing wider than the screen: no sideways scrolling of the page itself.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.get_by_role("link", name="Documents").click()
+    _screenshot(page, "documents-375px")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
 
 # A script of the user's own, run as a separate program: it lists their tasks with the key.
@@ -294,3 +297,8 @@ def test_staff_see_the_system_page_with_its_charts_and_requeue_a_dead_letter(ope
     expect(page.locator(".messages")).to_contain_text("is requeued as")
     letter.refresh_from_db()
     assert letter.resolution == "requeued"
+
+    phone = open_page(UserFactory(username="operator-phone", is_staff=True), width=375)
+    phone.goto(f"{open_page.url}/system/")
+    _screenshot(phone, "system-375px")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
