@@ -2,12 +2,10 @@
 
 Two kinds of request share the port. The event stream (GET /api/v1/tasks/events) stays
 open for minutes: it goes to Django's ASGI handler, whose async answer holds no thread
-while it waits (tasks_app/events.py). Every other request goes to Django's WSGI handler
-on one thread per process (a2wsgi), which runs it as a sync gunicorn worker would: one
-request at a time, on a persistent database connection of that thread's own. (Django's
-ASGI handler would give each request a connection of its own, which CONN_MAX_AGE then
-keeps open for nobody.) So streams cannot take the API's place, and the API is run, and
-measured, as before.
+while it waits (tasks_app/events.py). Every other request goes to Django's WSGI handler,
+run on the event loop's thread one request at a time, as a sync gunicorn worker runs it,
+on one persistent database connection (config/inline_wsgi.py). So streams cannot take the
+API's place, and the API is run, and measured, as before.
 
 ``config.wsgi`` still serves everything under a WSGI server; the event stream then answers
 with what changed so far and makes EventSource poll (tasks_app/apis/events.py).
@@ -15,17 +13,27 @@ with what changed so far and makes EventSource poll (tasks_app/apis/events.py).
 
 import os
 
-from a2wsgi import WSGIMiddleware
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.wsgi import get_wsgi_application
 from django.urls import reverse
 from uvicorn.server import Server
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from config.inline_wsgi import InlineWSGI
 
-# Both set Django up; the URL names are resolved once it is.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Django's WSGI handler runs on the event loop's thread, one request at a time, never
+# beside async code of its own (config/inline_wsgi.py): its check against that is lifted.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Both set Django up; the settings and URL names are read once it is.
 _asynchronous = get_asgi_application()
-_synchronous = WSGIMiddleware(get_wsgi_application(), workers=1)
+_synchronous = InlineWSGI(
+    get_wsgi_application(),
+    # The largest request: an upload at its limit, with its multipart framing.
+    max_body_bytes=max(settings.DOCUMENTS_MAX_UPLOAD_BYTES, settings.API_MAX_JSON_BYTES)
+    + 64 * 1024,
+)
 # With and without the trailing slash, as every API path (api/middleware.py).
 _STREAM_PATHS = frozenset(
     path
