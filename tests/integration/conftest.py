@@ -196,10 +196,22 @@ def procfile_command(process: str) -> list[str]:
 class WebProcess:
     """The Procfile's web process (gunicorn with uvicorn workers) on the test database.
 
-    ``extra_arguments`` go after the Procfile's own, and so win (``--workers 1``).
+    ``extra_arguments`` go after the Procfile's own, and so win (``--workers 1``). Static
+    files are collected first, as at a deploy: with DEBUG off (CI has no .env) WhiteNoise
+    serves them from STATIC_ROOT only, the test run's own.
     """
 
+    static_collected = False
+
     def __init__(self, *, log_path: Path, extra_env=None, extra_arguments=()):
+        if not WebProcess.static_collected:
+            subprocess.run(
+                [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+                cwd=BASE_DIR,
+                env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+                check=True,
+            )
+            WebProcess.static_collected = True
         self.log_path = log_path
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
