@@ -2,6 +2,8 @@
 
 from urllib.parse import urlsplit
 
+from django.utils.http import url_has_allowed_host_and_scheme
+
 
 def local_link(url: str | None) -> str | None:
     """A paginator's absolute link as a path and query string, for this page's links."""
@@ -18,3 +20,12 @@ def live_updates(*, active: bool, own: bool, since: str) -> dict:
     if not active:
         return {"live": None}
     return {"live": "stream" if own else "poll", "events_position": since}
+
+
+def back_or(request, default: str) -> str:
+    """Where a posted form asks to go back to (its ``next``), if that is a page of this
+    service; else ``default``."""
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return back
+    return default

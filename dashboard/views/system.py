@@ -10,11 +10,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from api.errors import DomainError
 from dashboard.charts import line_chart, series_class
+from dashboard.views.pages import back_or
 from operations import health, history
 from operations.broker_census import broker_census
 from tasks_app import dead_letters, selectors
@@ -89,7 +89,4 @@ def dead_letter_resolve(request, dead_letter_id, action: str):
             messages.success(request, said)
     except DomainError as error:
         messages.error(request, str(error))
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("dashboard:system")
-    return redirect(back)
+    return redirect(back_or(request, reverse("dashboard:system")))

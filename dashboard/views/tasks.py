@@ -18,7 +18,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -28,7 +27,7 @@ from api.errors import DomainError
 from api.pagination import NewestFirstPagination
 from api.throttling import SubmitRateThrottle
 from dashboard import forms
-from dashboard.views.pages import live_updates, local_link
+from dashboard.views.pages import back_or, live_updates, local_link
 from tasks_app import events, selectors, services
 from tasks_app.apis.tasks import TaskCollectionApi, TaskFilter
 from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus
@@ -182,10 +181,7 @@ def task_cancel(request, task_id):
         messages.error(request, str(error))
     else:
         messages.success(request, f"Task {record.pk} is cancelled.")
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("dashboard:task-detail", args=[record.pk])
-    return redirect(back)
+    return redirect(back_or(request, reverse("dashboard:task-detail", args=[record.pk])))
 
 
 @login_required
