@@ -336,6 +336,9 @@ def pages_of(*, user, client) -> list[tuple[str, str, str, dict]]:
         (f"document search ?q={COMMON_WORD}", "user", f"/documents/search/?q={COMMON_WORD}", {}),
         ("staff: all tasks", "staff", "/tasks/", {}),
         ("staff: all tasks ?status=failed", "staff", "/tasks/?status=failed", {}),
+        # Health asks the broker, and pings the workers when the shared census is older than
+        # OPS_WORKER_CENSUS_SECONDS (a wait of OPS_WORKER_PING_TIMEOUT): that request is slow.
+        ("staff: system page", "staff", "/system/", {}),
     ]
 
 

@@ -8,9 +8,15 @@ import html
 import re
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import (
+    SearchHeadline,
+    SearchQuery,
+    SearchRank,
+    SearchVectorField,
+)
 from django.db import connection
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 
 from documents.models import DocumentChunk, DocumentStatus
 
@@ -36,7 +42,8 @@ def search_chunks(*, user: AbstractBaseUser, query: str) -> QuerySet[DocumentChu
     if connection.vendor == "postgresql":
         # websearch syntax: words, "quoted phrases", OR, -excluded.
         search_query = SearchQuery(query, config=SEARCH_CONFIG, search_type="websearch")
-        vector = SearchVector("text", config=SEARCH_CONFIG)  # the GIN index's expression
+        # Stored when the chunk is (documents migration 0004), with a GIN index on it.
+        vector = RawSQL(f"{DocumentChunk._meta.db_table}.search_vector", [], SearchVectorField())
         return (
             chunks.annotate(search=vector)
             .filter(search=search_query)
