@@ -103,6 +103,7 @@ class Streams:
     async def _reset(self) -> None:
         for stream in self.open_streams:
             stream["events"] = 0
+            stream["delays"] = []
 
     async def _open_all(self, tokens: list[str]) -> list[dict]:
         return await asyncio.gather(*(self._open(token) for token in tokens))
@@ -143,7 +144,15 @@ class Streams:
                 if not data:
                     break
                 *blocks, pending = (pending + data).split(b"\n\n")
-                stream["events"] += sum(b"event: task" in block.split(b"\n") for block in blocks)
+                received = time.time()
+                for block in blocks:
+                    lines = block.split(b"\n")
+                    if b"event: task" in lines:
+                        stream["events"] += 1
+                        # The id is the change's moment (microseconds): its write to here.
+                        position = next(line for line in lines if line.startswith(b"id: "))
+                        delay = received - int(position[4:]) / 1e6
+                        stream.setdefault("delays", []).append(delay)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             pass
         stream["ended"] = True
@@ -335,6 +344,7 @@ def measure(args, users: list[dict]) -> list[dict]:
                     "open": sum(not stream["ended"] for stream in opened),
                     "per_worker": sorted(sockets_per_worker(web, port).values()),
                     "events": sum(stream["events"] for stream in opened),
+                    "delays": sorted(d for stream in opened for d in stream.get("delays", [])),
                     "expected": expected,
                 }
             )
@@ -401,6 +411,14 @@ def report(args, phases: list[dict], loads: tuple) -> None:
         f"{p99s['B'] / p99s['A']:.2f}x (goal <= 1.5)"
     )
     print("web cpu: the web workers' processor time per API request, ms (B's includes streams)")
+    delays = sorted(d for phase in phases for d in phase.get("delays", []))
+    if delays:
+        print(
+            f"events, from the change's write to the stream's reader: p50 "
+            f"{statistics.median(delays) * 1000:.0f} ms, p99 {percentile(delays, 0.99) * 1000:.0f}"
+            f" ms, max {delays[-1] * 1000:.0f} ms over {len(delays)} events (the dashboard's"
+            " goal: within 1 s)"
+        )
 
 
 def main() -> None:
