@@ -27,8 +27,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import BaseRenderer, JSONRenderer
-from rest_framework.response import Response
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from tasks_app import events, selectors
@@ -56,25 +55,34 @@ EVENT_FIELDS = (
 RECONNECT_MILLISECONDS = 1000
 # A comment this often keeps proxies from closing a quiet stream, and finds a gone client.
 KEEPALIVE_SECONDS = 15.0
+# An event id as events.moment_of reads it; another value is a 400.
+EVENT_ID_SCHEMA = {"type": "string", "pattern": "^[0-9]{1,17}$"}
 _AS_TIME = serializers.DateTimeField(read_only=True).to_representation
 _ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 
-class EventStreamRenderer(BaseRenderer):
-    """Lets ``Accept: text/event-stream`` through content negotiation; errors stay JSON."""
-
-    media_type = "text/event-stream"
-    format = "event-stream"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return JSONRenderer().render(data)
+# One event of the stream, in OpenAPI's words for server-sent events: the fields of a
+# block. A block with no ``event`` (only ``retry`` or ``id``) dispatches nothing. (OpenAPI
+# 3.0 cannot say that ``data`` holds JSON; the description does.)
+EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["task"]},
+        "id": {"type": "string", "pattern": "^[0-9]{1,17}$"},
+        "retry": {"type": "integer"},
+        "data": {
+            "type": "string",
+            "description": "The task as JSON: id, task_type, status, progress, error, "
+            "attempts, created_at, started_at, finished_at, cancel_requested_at, links.",
+        },
+    },
+}
 
 
 class TaskEventsApi(APIView):
     """The caller's task changes, as server-sent events, live."""
 
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    renderer_classes = [JSONRenderer]
 
     @extend_schema(
         summary="Stream your task changes (server-sent events)",
@@ -92,20 +100,20 @@ class TaskEventsApi(APIView):
         parameters=[
             OpenApiParameter(
                 "Last-Event-ID",
-                str,
+                EVENT_ID_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="Resume after this event id (the last one you received).",
             ),
             OpenApiParameter(
                 "last_event_id",
-                str,
+                EVENT_ID_SCHEMA,
                 OpenApiParameter.QUERY,
                 description="The same as the header, for clients that cannot set headers.",
             ),
         ],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                str, description="The stream of events, as text."
+                EVENT_SCHEMA, description="The stream, event by event."
             ),
             429: OpenApiResponse(
                 description="Too many streams of yours are open (TASKS_EVENTS_MAX_STREAMS)."
@@ -133,23 +141,26 @@ class TaskEventsApi(APIView):
         response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
         return response
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        if isinstance(response, Response):  # an error: JSON, whatever the client accepts
-            request.accepted_renderer = JSONRenderer()
-            request.accepted_media_type = JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
+    def perform_content_negotiation(self, request, force=False):
+        # The answer is an event stream whatever the client accepts (EventSource asks for
+        # text/event-stream, which no renderer serves), and an error is JSON; no ?format=.
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
 
 
 def _resume_position(request) -> datetime | None:
-    given = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
-    if not given:
-        return None
-    moment = events.moment_of(given.strip())
-    if moment is None:
-        raise ValidationError(
-            {"last_event_id": [f"{given[:40]!r} is not an event id of this stream."]}
-        )
-    return moment
+    """Where to resume: the header's position, else the query's; either, if given, must
+    be one this service made."""
+    moments = {}
+    for given in (request.headers.get("Last-Event-ID"), request.query_params.get("last_event_id")):
+        if given is not None:
+            moment = events.moment_of(given)
+            if moment is None:
+                raise ValidationError(
+                    {"last_event_id": [f"{given[:40]!r} is not an event id of this stream."]}
+                )
+            moments.setdefault("first", moment)
+    return moments.get("first")
 
 
 def _renderer(request) -> Callable[[TaskRecord], bytes]:
