@@ -88,10 +88,11 @@ class InlineWSGI:
         environ = build_environ(scope, body)
         environ["wsgi.multithread"] = False
         started: list = []
+        written: list[bytes] = []  # by the WSGI write() callable, before the iterable's
 
         def start_response(status, headers, exc_info=None):
             started[:] = [status, headers]
-            return _unsupported_write
+            return written.append
 
         in_context = self._django_context.run
         result = in_context(self.app, environ, start_response)
@@ -109,8 +110,9 @@ class InlineWSGI:
                     ],
                 }
             )
-            if first:
-                await send({"type": "http.response.body", "body": first, "more_body": True})
+            for chunk in (*written, first):
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             while (chunk := in_context(next, chunks, None)) is not None:
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -119,7 +121,3 @@ class InlineWSGI:
             close = getattr(result, "close", None)
             if close is not None:
                 in_context(close)  # Django's request_finished: its connections' upkeep
-
-
-def _unsupported_write(data: bytes) -> None:
-    raise NotImplementedError("the WSGI write() callable is not supported; return an iterable")

@@ -149,18 +149,17 @@ class TaskEventsApi(APIView):
 
 
 def _resume_position(request) -> datetime | None:
-    """Where to resume: the header's position, else the query's; either, if given, must
-    be one this service made."""
-    moments = {}
-    for given in (request.headers.get("Last-Event-ID"), request.query_params.get("last_event_id")):
-        if given is not None:
-            moment = events.moment_of(given)
-            if moment is None:
-                raise ValidationError(
-                    {"last_event_id": [f"{given[:40]!r} is not an event id of this stream."]}
-                )
-            moments.setdefault("first", moment)
-    return moments.get("first")
+    """Where to resume: the header's position, else the query's; each one given must be a
+    position this service made."""
+    header, query = request.headers.get("Last-Event-ID"), request.query_params.get("last_event_id")
+    given = [value for value in (header, query) if value is not None]
+    moments = [events.moment_of(value) for value in given]
+    for value, moment in zip(given, moments, strict=True):
+        if moment is None:
+            raise ValidationError(
+                {"last_event_id": [f"{value[:40]!r} is not an event id of this stream."]}
+            )
+    return moments[0] if moments else None
 
 
 def _renderer(request) -> Callable[[TaskRecord], bytes]:

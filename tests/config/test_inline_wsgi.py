@@ -113,3 +113,14 @@ def test_the_answer_is_closed_after_it_was_sent():
     call(InlineWSGI(app, max_body_bytes=10), scope(), [b""])
 
     assert closed == [True]
+
+
+def test_what_the_write_callable_wrote_comes_before_the_iterables_chunks():
+    def app(environ, start_response):
+        write = start_response("200 OK", [])
+        write(b"written ")
+        return [b"returned"]
+
+    sent = call(InlineWSGI(app, max_body_bytes=10), scope(), [b""])
+
+    assert b"".join(message.get("body", b"") for message in sent[1:]) == b"written returned"
