@@ -114,16 +114,6 @@ class TaskChangeFeed:
         on_connection = lambda: _on_own_connection(function, kwargs)  # noqa: E731
         return await loop.run_in_executor(self._database, on_connection)
 
-    async def changes_since(self, owner_id: int, since: datetime) -> list[TaskRecord]:
-        """What a resumed stream missed: the owner's changes after ``since`` (and the overlap)."""
-        return await self.read(
-            selectors.task_changes_for_owners,
-            owner_ids=[owner_id],
-            since=since - CHANGE_OVERLAP,
-            fields=self.fields,
-            limit=READ_LIMIT,
-        )
-
     @asynccontextmanager
     async def subscription(self, owner_id: int) -> AsyncIterator[_Subscription]:
         subscription = _Subscription(owner_id)
