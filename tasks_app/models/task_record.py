@@ -66,15 +66,38 @@ ACTIVE_STATUSES = frozenset(TaskStatus.values) - FINAL_STATUSES
 DISPATCHED_STATUSES = ACTIVE_STATUSES - {TaskStatus.WAITING}
 
 
+# Which finished records are to be announced (``announce_finishes_where``): None, none.
+_announce_when: models.Expression | None = None
+
+
+def announce_finishes_where(condition: models.Q) -> None:
+    """Mark each record that moves to a final status and matches ``condition`` as one to
+    announce (``announce_pending``), in the move's own statement.
+
+    An app above this one that tells others of finished tasks (webhooks) registers its
+    condition in its ``AppConfig.ready()``, an ``Exists`` on its own tables naming the
+    record with ``OuterRef``, and reads the marked records (``announcements.py``). The mark
+    commits or rolls back with the move: a finish that rolled back is never announced, and
+    one that committed is announced even if the worker dies the next instant.
+    """
+    global _announce_when  # noqa: PLW0603 - set once, from AppConfig.ready()
+    # One instance for every move: compiled moves are cached by their expressions.
+    _announce_when = models.Case(
+        models.When(condition, then=models.Value(True)),
+        default=models.Value(False),
+        output_field=models.BooleanField(),
+    )
+
+
 class TaskRecordQuerySet(TransitionQuerySet):
     transitions = TRANSITIONS
 
     # Every move is a change its owner's event stream shows (tasks_app/events.py).
     def transition(self, *, pk, to: str, only_if=None, **fields) -> bool:
-        return super().transition(pk=pk, to=to, only_if=only_if, **_changed_now(fields))
+        return super().transition(pk=pk, to=to, only_if=only_if, **_changed_now(to, fields))
 
     def transition_returning(self, *, pk, to: str, **options):
-        return super().transition_returning(pk=pk, to=to, **_changed_now(options))
+        return super().transition_returning(pk=pk, to=to, **_changed_now(to, options))
 
     def active(self):
         return self.filter(status__in=ACTIVE_STATUSES)
@@ -90,7 +113,9 @@ class TaskRecordQuerySet(TransitionQuerySet):
         return self.filter(status=TaskStatus.QUEUED, dispatched_at__isnull=True)
 
 
-def _changed_now(fields: dict) -> dict:
+def _changed_now(to: str, fields: dict) -> dict:
+    if _announce_when is not None and to in FINAL_STATUSES:
+        return {"changed_at": timezone.now(), "announce_pending": _announce_when, **fields}
     return {"changed_at": timezone.now(), **fields}
 
 
@@ -159,6 +184,10 @@ class TaskRecord(models.Model):
     changed_at = models.DateTimeField(
         default=timezone.now, help_text="When its status or progress last changed."
     )
+    # Where to announce its end, besides its owner's webhook endpoints (webhooks app).
+    callback_url = models.CharField(max_length=2000, blank=True)
+    # Finished, and not yet announced to whoever registered for it (announce_finishes_where).
+    announce_pending = models.BooleanField(default=False)
 
     objects = TaskRecordQuerySet.as_manager()
 
@@ -183,6 +212,12 @@ class TaskRecord(models.Model):
                 fields=["created_at"],
                 name="task_outbox",
                 condition=models.Q(status="queued", dispatched_at__isnull=True),
+            ),
+            # Finished records to announce: small, since a row leaves it once announced.
+            models.Index(
+                fields=["finished_at"],
+                name="task_announce",
+                condition=models.Q(announce_pending=True),
             ),
         ]
         constraints = [

@@ -1,0 +1,27 @@
+"""Finished task records waiting to be announced to whoever registered for them.
+
+A move to a final status marks the record ``announce_pending`` in its own statement when
+it matches the condition an app registered (``announce_finishes_where``): the mark is the
+outbox of finishes, as ``dispatched_at IS NULL`` is the relay's outbox of submits. The
+app reads marked records here, writes what it makes of them (webhook events), and clears
+the marks in the same transaction, so each finish is announced once.
+"""
+
+from django.db import connection
+
+from tasks_app.models import TaskRecord
+
+
+def records_to_announce(*, limit: int) -> list[TaskRecord]:
+    """Up to ``limit`` marked records, oldest finish first, locked until the caller's
+    transaction ends; another reader skips them (PostgreSQL) rather than waiting."""
+    records = TaskRecord.objects.filter(announce_pending=True).order_by("finished_at")
+    if connection.features.has_select_for_update_skip_locked:
+        records = records.select_for_update(skip_locked=True)
+    return list(records[:limit])
+
+
+def records_mark_announced(*, task_ids: list) -> int:
+    return TaskRecord.objects.filter(pk__in=task_ids, announce_pending=True).update(
+        announce_pending=False
+    )
