@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("operations.urls")),
     path("api/v1/", include("tasks_app.urls")),
     path("api/v1/", include("documents.urls")),
+    path("api/v1/", include("webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI's and ReDoc's pages carry inline scripts of their own: exempt from the
     # Content-Security-Policy every other page gets (config/settings/base.py).

@@ -7,8 +7,12 @@ app reads marked records here, writes what it makes of them (webhook events), an
 the marks in the same transaction, so each finish is announced once.
 """
 
+from collections.abc import Callable
+
 from django.db import connection
 
+from api.errors import DomainError
+from tasks_app.errors import CallbackUrlNotAllowed
 from tasks_app.models import TaskRecord
 
 
@@ -25,3 +29,24 @@ def records_mark_announced(*, task_ids: list) -> int:
     return TaskRecord.objects.filter(pk__in=task_ids, announce_pending=True).update(
         announce_pending=False
     )
+
+
+# How a task's callback_url is checked at submit: by the app that sends callbacks
+# (``callback_urls_checked_by``), which knows where it may send.
+_callback_check: Callable[[str], str] | None = None
+
+
+def callback_urls_checked_by(check: Callable[[str], str]) -> None:
+    """``check(url)`` returns the URL to store, or raises a ``DomainError`` saying why not."""
+    global _callback_check  # noqa: PLW0603 - set once, from AppConfig.ready()
+    _callback_check = check
+
+
+def callback_url_clean(url: str) -> str:
+    """The callback URL to store for a submit; raises ``CallbackUrlNotAllowed``."""
+    if _callback_check is None:
+        raise CallbackUrlNotAllowed("This service sends no callbacks.")
+    try:
+        return _callback_check(url)
+    except DomainError as error:
+        raise CallbackUrlNotAllowed(str(error)) from None

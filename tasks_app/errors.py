@@ -97,6 +97,12 @@ class ApiKeyLimitReached(DomainError):
         )
 
 
+class CallbackUrlNotAllowed(DomainError):
+    """A submit's callback_url the service will not send to."""
+
+    field = "callback_url"
+
+
 class TransientTaskError(Exception):
     """Raised by a task body for a failure that may pass (a busy service, a timeout).
 

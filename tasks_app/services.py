@@ -37,6 +37,7 @@ def task_submit(
     enforce_active_limit: bool = True,
     idempotency_key: str | None = None,
     request_fingerprint: str = "",
+    callback_url: str = "",
 ) -> TaskRecord:
     """Record a task for ``owner``; the relay sends its message once the record is committed.
 
@@ -58,6 +59,7 @@ def task_submit(
             input=input_data,
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
+            callback_url=callback_url,
         ),
         enforce_active_limit=enforce_active_limit,
     )
@@ -87,6 +89,7 @@ def task_submit_once(
     input_data: dict[str, Any],
     priority: int | None = None,
     idempotency_key: str = "",
+    callback_url: str = "",
 ) -> Submission:
     """``task_submit`` at most once per ``idempotency_key`` of ``owner`` (within the TTL).
 
@@ -102,15 +105,17 @@ def task_submit_once(
             task_type=task_type,
             input_data=input_data,
             priority=priority,
+            callback_url=callback_url,
             **keyed_fields,
         )
 
     key = idempotency_key_clean(idempotency_key)
     if not key:
         return Submission(record=submit())
-    digest = idempotency.request_fingerprint(
-        {"task_type": task_type.name, "input": input_data, "priority": priority}
-    )
+    submission = {"task_type": task_type.name, "input": input_data, "priority": priority}
+    if callback_url:  # absent, the digest stays what keys stored before callbacks existed
+        submission["callback_url"] = callback_url
+    digest = idempotency.request_fingerprint(submission)
     record, replayed = create_once(
         keyed=TaskRecord.objects.filter(owner=owner),
         key=key,
@@ -127,6 +132,7 @@ class TaskRequest:
     task_type: TaskType
     input_data: dict[str, Any]
     priority: int | None = None
+    callback_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,7 @@ def tasks_submit_batch(
             queue=request.task_type.queue,
             priority=request.task_type.priority if request.priority is None else request.priority,
             input=request.input_data,
+            callback_url=request.callback_url,
             status=TaskStatus.QUEUED if position < load.free_slots else TaskStatus.WAITING,
         )
         for position, request in enumerate(requests)
@@ -202,6 +209,8 @@ def tasks_submit_batch_once(
                 "task_type": request.task_type.name,
                 "input": request.input_data,
                 "priority": request.priority,
+                # Absent when empty: the digest stays what keys stored before callbacks.
+                **({"callback_url": request.callback_url} if request.callback_url else {}),
             }
             for request in requests
         ]

@@ -47,6 +47,11 @@ TASKS_MAX_RUNNING_PER_USER = env.int("TASKS_MAX_RUNNING_PER_USER", default=4)
 TASKS_EVENTS_POLL_SECONDS = env.float("TASKS_EVENTS_POLL_SECONDS", default=0.25)
 TASKS_EVENTS_STREAM_SECONDS = env.float("TASKS_EVENTS_STREAM_SECONDS", default=300.0)
 TASKS_EVENTS_MAX_STREAMS = env.int("TASKS_EVENTS_MAX_STREAMS", default=20)
+# Django's Tasks API (django-tasks, Django 6's django.tasks): @task functions run through
+# this pipeline (docs/django-tasks.md). Work enqueued outside enqueue_for(user) belongs to
+# this account, created on first use; it cannot log in.
+TASKS_SYSTEM_USERNAME = env.str("TASKS_SYSTEM_USERNAME", default="system")
+TASKS = {"default": {"BACKEND": "tasks_app.tasks_backend.PipelineBackend"}}
 
 # --- Documents --------------------------------------------------------------------------
 
@@ -71,6 +76,34 @@ DOCUMENTS_FETCH_TIMEOUT = env.float("DOCUMENTS_FETCH_TIMEOUT", default=60.0)
 DOCUMENTS_URL_ALLOWLIST = env.list("DOCUMENTS_URL_ALLOWLIST", default=[])
 # Scratch space of processing; each run uses and removes a folder of its own.
 DOCUMENTS_TMP_DIR = Path(env.str("DOCUMENTS_TMP_DIR", default=str(VAR_DIR / "tmp" / "documents")))
+
+
+# --- Webhooks ---------------------------------------------------------------------------
+
+# The webhooks process (Procfile "webhooks") looks for finished tasks to announce and due
+# deliveries this often, and sends on this many threads at once.
+WEBHOOKS_POLL_SECONDS = env.float("WEBHOOKS_POLL_SECONDS", default=0.5)
+WEBHOOKS_SENDER_THREADS = env.int("WEBHOOKS_SENDER_THREADS", default=8)
+# One attempt's limits: to connect, and in all (connect, send, answer). A slower answer
+# is a failed attempt.
+WEBHOOKS_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOKS_CONNECT_TIMEOUT_SECONDS", default=5.0)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=15.0)
+# Seconds before each attempt, the first at once: Standard Webhooks' schedule (5 s, 5 min,
+# 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; the last about 3 days after the event), each
+# delay give or take 10%. A delivery that fails them all ends failed.
+WEBHOOKS_RETRY_SCHEDULE = env.list(
+    "WEBHOOKS_RETRY_SCHEDULE",
+    cast=float,
+    default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+)
+# An endpoint every attempt to which has failed for this long is disabled (410 Gone at once).
+WEBHOOKS_DISABLE_AFTER_SECONDS = env.int("WEBHOOKS_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
+# After a rotation, the previous secret also signs deliveries for this long.
+WEBHOOKS_SECRET_ROTATION_SECONDS = env.int("WEBHOOKS_SECRET_ROTATION_SECONDS", default=24 * 3600)
+WEBHOOKS_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOKS_MAX_ENDPOINTS_PER_USER", default=20)
+# Hosts or CIDRs webhooks may go to although private (an intranet receiver), as for
+# DOCUMENTS_URL_ALLOWLIST. Public addresses need no entry.
+WEBHOOKS_URL_ALLOWLIST = env.list("WEBHOOKS_URL_ALLOWLIST", default=[])
 
 
 # --- Operations ---------------------------------------------------------------------------

@@ -43,9 +43,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_results",
     "django_celery_beat",
+    "django_tasks",
     "tasks_app",
     "documents",
     "operations",
+    "webhooks",
     # The web dashboard (templates/dashboard/): sits on every other app.
     "dashboard",
     "django_htmx",

@@ -115,16 +115,24 @@ def open_pinned(
     connect_timeout: float,
     read_timeout: float,
     deadline: Deadline,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[HTTPConnectionPool, HTTPResponse]:
-    """Send the GET to the first address that accepts a connection: (pool, response).
+    """Send the request to the first address that accepts a connection: (pool, response).
 
-    The response's body is not read yet; the caller closes both when done with it.
+    A GET asks for a page (what a fetch reads); another method sends ``body`` with
+    ``headers`` (a webhook's POST). The response's body is not read yet; the caller closes
+    both when done with it.
     """
+    page_headers = (
+        {"Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"} if method == "GET" else {}
+    )
     headers = {
         "Host": target.host_header,
         "User-Agent": user_agent,
-        "Accept": _ACCEPT,
-        "Accept-Encoding": "gzip, deflate",
+        **page_headers,
+        **(headers or {}),
     }
     for index, address in enumerate(addresses):
         deadline.check(target.host)
@@ -145,8 +153,9 @@ def open_pinned(
             pool = _HTTPPool(str(address), target.port, fetch_deadline=deadline)
         try:
             response = pool.urlopen(
-                "GET",
+                method,
                 target.request_path,
+                body=body,
                 headers=headers,
                 redirect=False,
                 retries=False,

@@ -31,7 +31,8 @@ from api.parsers import BoundedJSONParser
 from api.schema import ErrorSerializer
 from api.serializers import json_type_errors
 from api.throttling import SubmitRateThrottle
-from tasks_app import selectors, services
+from tasks_app import announcements, selectors, services
+from tasks_app.errors import CallbackUrlNotAllowed
 from tasks_app.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.task_types import UnknownTaskType, all_task_types, get_task_type
@@ -188,6 +189,22 @@ class TaskCollectionApi(APIView):
         task_type = serializers.CharField(max_length=100)
         input = serializers.DictField(default=dict)
         priority = serializers.IntegerField(min_value=0, max_value=9, required=False)
+        callback_url = serializers.CharField(
+            max_length=2000,
+            required=False,
+            default="",
+            allow_blank=True,
+            help_text="Where to POST this task's end as a signed webhook (docs/webhooks.md), "
+            "besides your webhook endpoints.",
+        )
+
+        def validate_callback_url(self, url: str) -> str:
+            if not url:
+                return ""
+            try:
+                return announcements.callback_url_clean(url)
+            except CallbackUrlNotAllowed as error:
+                raise serializers.ValidationError(str(error)) from None
 
         def validate_task_type(self, name: str):
             try:
@@ -265,6 +282,7 @@ class TaskCollectionApi(APIView):
             input_data=serializer.validated_data["input"],
             priority=serializer.validated_data.get("priority"),
             idempotency_key=request.headers.get("Idempotency-Key", ""),
+            callback_url=serializer.validated_data["callback_url"],
         )
         data = TaskRecordOutputSerializer(submission.record, context={"request": request}).data
         headers = {"Location": data["links"]["self"], **_replay_headers(submission.replayed)}
@@ -294,6 +312,7 @@ class TaskBatchApi(APIView):
                     task_type=item["task_type"],
                     input_data=item["input"],
                     priority=item.get("priority"),
+                    callback_url=item["callback_url"],
                 )
                 for item in items
             ]

@@ -1,0 +1,122 @@
+"""A finish marks its record in its own statement; the webhooks process makes its events
+and deliveries once, and nothing for a finish that rolled back."""
+
+import json
+
+import pytest
+from django.db import transaction
+
+from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.transitions import task_claim, task_finish, task_mark_failed, task_mark_succeeded
+from tests.factories import TaskRecordFactory
+from webhooks.events import events_make_for_finished
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks.services import endpoint_create
+
+pytestmark = pytest.mark.django_db
+
+
+def _running(owner, **fields):
+    record = TaskRecordFactory(owner=owner, status=TaskStatus.QUEUED, **fields)
+    task_claim(task_id=str(record.pk), worker="w1")
+    return record
+
+
+def _endpoint(owner, *event_types, url="https://hooks.example.com/in"):
+    return endpoint_create(owner=owner, url=url, event_types=list(event_types))
+
+
+def test_a_finish_of_an_owner_without_endpoints_is_not_marked(user):
+    record = _running(user)
+    task_mark_succeeded(task_id=str(record.pk), result={"ok": 1})
+    assert TaskRecord.objects.get(pk=record.pk).announce_pending is False
+    assert events_make_for_finished() == 0
+
+
+def test_a_finish_makes_one_event_and_a_delivery_per_endpoint_once(user):
+    first, second = _endpoint(user), _endpoint(user, "task.failed")
+    record = _running(user)
+    task_mark_succeeded(task_id=str(record.pk), result={"ok": 1})
+    assert TaskRecord.objects.get(pk=record.pk).announce_pending is True
+
+    assert events_make_for_finished() == 1
+    assert events_make_for_finished() == 0  # the mark is cleared with the events' commit
+    event = WebhookEvent.objects.get()
+    body = json.loads(event.payload)
+    assert body["type"] == "task.succeeded"
+    assert body["data"]["id"] == str(record.pk)
+    assert body["data"]["status"] == "succeeded"
+    assert event.id.startswith("msg_") and "." not in event.id
+    # The second endpoint wants failures only.
+    assert list(WebhookDelivery.objects.values_list("endpoint", flat=True)) == [first.pk]
+    assert not WebhookDelivery.objects.filter(endpoint=second).exists()
+    assert TaskRecord.objects.get(pk=record.pk).announce_pending is False
+
+
+def test_each_final_status_is_its_own_event_type(user):
+    _endpoint(user)
+    failed, cancelled = _running(user), TaskRecordFactory(owner=user, status=TaskStatus.QUEUED)
+    task_mark_failed(task_id=str(failed.pk), error_type="ValueError", error_message="bad input")
+    task_finish(task_id=cancelled.pk, to=TaskStatus.CANCELLED)
+    events_make_for_finished()
+    payloads = {json.loads(e.payload)["data"]["id"]: e for e in WebhookEvent.objects.all()}
+    assert payloads[str(failed.pk)].event_type == "task.failed"
+    assert json.loads(payloads[str(failed.pk)].payload)["data"]["error_message"] == "bad input"
+    assert payloads[str(cancelled.pk)].event_type == "task.cancelled"
+
+
+def test_a_finish_that_rolled_back_announces_nothing(user):
+    _endpoint(user)
+    record = _running(user)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        task_mark_succeeded(task_id=str(record.pk), result={"ok": 1})
+        raise RuntimeError("the caller's transaction fails after the finish")
+    record.refresh_from_db()
+    assert (record.status, record.announce_pending) == (TaskStatus.RUNNING, False)
+    assert events_make_for_finished() == 0
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_disabled_endpoint_gets_nothing(user):
+    endpoint = _endpoint(user)
+    WebhookEndpoint.objects.transition(pk=endpoint.pk, to="disabled")
+    record = _running(user)
+    task_mark_succeeded(task_id=str(record.pk), result=None)
+    assert TaskRecord.objects.get(pk=record.pk).announce_pending is False
+
+
+def test_a_callback_url_gets_the_tasks_own_end(user):
+    record = _running(user, callback_url="https://client.example.com/done")
+    task_mark_succeeded(task_id=str(record.pk), result=None)
+    assert events_make_for_finished() == 1
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.endpoint, delivery.url) == (None, "https://client.example.com/done")
+    assert delivery.event.event_type == "task.succeeded"
+
+
+def test_other_users_endpoints_get_nothing(user, other_user):
+    _endpoint(other_user)
+    record = _running(user)
+    task_mark_succeeded(task_id=str(record.pk), result=None)
+    assert events_make_for_finished() == 0
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_the_one_statement_success_marks_the_record_too(user):
+    """On PostgreSQL a success with Celery's result row is one autocommitted statement."""
+    from django_celery_results.models import TaskResult
+
+    from tasks_app.task_types import get_task_type
+
+    _endpoint(user)
+    record = _running(user)
+    row = TaskResult(task_id=str(record.pk), status="SUCCESS", result="{}")
+    assert task_mark_succeeded(
+        task_id=str(record.pk),
+        result={"ok": 1},
+        result_row=row,
+        task_type=get_task_type("diagnostics.sleep"),
+    )
+    assert TaskRecord.objects.get(pk=record.pk).announce_pending is True
+    assert TaskResult.objects.filter(task_id=str(record.pk)).exists()
+    assert events_make_for_finished() == 1

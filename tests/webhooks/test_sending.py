@@ -1,0 +1,153 @@
+"""Deliveries as a receiver sees them: signed (verified with the reference library),
+retried on a schedule, logged, and never sent where the SSRF rules forbid."""
+
+import threading
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from tasks_app.models import TaskStatus
+from tasks_app.transitions import task_claim, task_mark_succeeded
+from tests.factories import TaskRecordFactory
+from tests.waiting import wait_until
+from webhooks.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
+from webhooks.sender import Sender
+from webhooks.services import delivery_redeliver, endpoint_create, secret_rotate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _finish_one(owner):
+    record = TaskRecordFactory(owner=owner, status=TaskStatus.QUEUED)
+    task_claim(task_id=str(record.pk), worker="w1")
+    task_mark_succeeded(task_id=str(record.pk), result={"n": 1})
+    return record
+
+
+def _run_sender_until(condition, timeout=15.0):
+    stop = threading.Event()
+    sender = Sender(threads=2, poll_seconds=0.05)
+    thread = threading.Thread(target=sender.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(condition, timeout=timeout, what="the sender to get there")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_a_delivery_is_signed_as_standard_webhooks_says(user, receiver, webhook_settings):
+    endpoint = endpoint_create(owner=user, url=receiver.url, event_types=[])
+    record = _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="succeeded").exists())
+
+    [request] = receiver.requests
+    payload = Webhook(endpoint.secret).verify(request.body, request.headers)
+    assert payload["type"] == "task.succeeded"
+    assert payload["data"]["id"] == str(record.pk)
+    delivery = WebhookDelivery.objects.get()
+    assert request.headers["webhook-id"] == delivery.event_id
+    assert abs(int(request.headers["webhook-timestamp"]) - timezone.now().timestamp()) < 30
+    [attempt] = delivery.attempt_log.all()
+    assert attempt.status_code == 200 and attempt.duration_ms >= 0
+
+
+def test_after_a_rotation_both_secrets_sign(user, receiver, webhook_settings):
+    endpoint = endpoint_create(owner=user, url=receiver.url, event_types=[])
+    old_secret = endpoint.secret
+    secret_rotate(holder=endpoint)
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="succeeded").exists())
+    [request] = receiver.requests
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    Webhook(old_secret).verify(request.body, request.headers)
+    Webhook(endpoint.secret).verify(request.body, request.headers)
+
+
+def test_failed_answers_are_retried_with_the_same_id_and_logged(user, receiver, webhook_settings):
+    receiver.answer = lambda seen, _: (503 if seen < 3 else 200, {}, 0)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="succeeded").exists())
+
+    assert len(receiver.requests) == 3
+    assert len(receiver.ids()) == 1
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.attempts == 3
+    assert [a.status_code for a in delivery.attempt_log.all()] == [503, 503, 200]
+    assert WebhookEndpoint.objects.get().failing_since is None  # forgiven by the success
+
+
+def test_a_delivery_that_fails_every_attempt_ends_failed(user, receiver, webhook_settings):
+    receiver.answer = lambda seen, _: (500, {}, 0)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="failed").exists())
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.attempts == len(webhook_settings.WEBHOOKS_RETRY_SCHEDULE)
+    assert delivery.last_error == "The endpoint answered HTTP 500."
+
+    receiver.answer = None
+    delivery_redeliver(delivery=delivery)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="succeeded").exists())
+    assert len(receiver.ids()) == 1  # the same event, the same webhook-id
+
+
+def test_a_redirect_is_a_failure_and_is_not_followed(user, receiver, webhook_settings):
+    receiver.answer = lambda seen, _: (302, {"Location": "http://169.254.169.254/"}, 0)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="failed").exists())
+    assert {a.status_code for a in WebhookDelivery.objects.get().attempt_log.all()} == {302}
+
+
+def test_410_disables_the_endpoint(user, receiver, webhook_settings):
+    receiver.answer = lambda seen, _: (410, {}, 0)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(
+        lambda: WebhookEndpoint.objects.filter(status=EndpointStatus.DISABLED).exists()
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    assert "410" in endpoint.disabled_reason
+    # What was still due for it ends failed, unsent.
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="failed").exists())
+    assert len(receiver.requests) == 1
+
+
+def test_an_endpoint_failing_for_too_long_is_disabled(user, receiver, webhook_settings):
+    webhook_settings.WEBHOOKS_DISABLE_AFTER_SECONDS = 0
+    receiver.answer = lambda seen, _: (500, {}, 0)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(
+        lambda: WebhookEndpoint.objects.filter(status=EndpointStatus.DISABLED).exists()
+    )
+    assert "failed for" in WebhookEndpoint.objects.get().disabled_reason
+
+
+def test_a_slow_receiver_times_out(user, receiver, webhook_settings):
+    webhook_settings.WEBHOOKS_TIMEOUT_SECONDS = 0.5
+    webhook_settings.WEBHOOKS_RETRY_SCHEDULE = [0]
+    receiver.answer = lambda seen, _: (200, {}, 2)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="failed").exists())
+    [attempt] = WebhookDelivery.objects.get().attempt_log.all()
+    assert attempt.status_code is None
+    assert "did not answer in time" in attempt.error or "timed out" in attempt.error
+    assert attempt.duration_ms < 1900
+
+
+def test_a_private_address_is_never_reached(user, receiver, webhook_settings):
+    # Registered while loopback was allowed, then the allowlist is emptied: each attempt
+    # checks the address again.
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    webhook_settings.WEBHOOKS_URL_ALLOWLIST = []
+    webhook_settings.WEBHOOKS_RETRY_SCHEDULE = [0]
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.FAILED).exists())
+    assert receiver.requests == []
+    [attempt] = WebhookDelivery.objects.get().attempt_log.all()
+    assert "private or reserved" in attempt.error
