@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection
 from django.db.models import F
+from django_tasks import task
 from rest_framework import serializers
 
 from tasks_app.errors import TransientTaskError
@@ -228,3 +229,13 @@ def diagnostics_overrun(context: TaskContext, *, seconds: float, ignore_soft_lim
     finally:
         scratch.unlink(missing_ok=True)
     return {"ran_seconds": seconds}
+
+
+@task()
+def count_words(text: str) -> dict:
+    """Count the words of ``text``: the example of Django's Tasks API (docs/django-tasks.md).
+
+    A ``@task`` function, not a task type: Django code enqueues it with
+    ``count_words.enqueue("some text")``; users cannot submit it through the API.
+    """
+    return {"words": len(text.split())}
