@@ -31,3 +31,6 @@ from config.settings import *  # noqa: E402, F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 CACHES["default"]["KEY_PREFIX"] = os.environ["TESTS_CACHE_KEY_PREFIX"]  # noqa: F405
+
+# @task functions for the tests of Django's Tasks API (tasks_app/tasks_backend.py).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.django_tasks_app"]  # noqa: F405

@@ -1,0 +1,1 @@
+"""An app of @task functions (Django's Tasks API), installed by tests/settings.py only."""
