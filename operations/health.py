@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
 
 from operations.broker_census import BrokerFacts, broker_census
 from operations.models import HealthStatus
-from tasks_app.models import FINAL_STATUSES, DeadLetter, PoolStall, TaskRecord, TaskStatus
+from operations.selectors import beat_heartbeat, dead_letters_open_count
+from tasks_app.models import FINAL_STATUSES, PoolStall, TaskRecord, TaskStatus
 from tasks_app.task_types import all_task_types
 
 TIME_LIMIT_WARNING_FRACTION = 0.8
@@ -103,29 +103,24 @@ def _workers_check(*, facts: BrokerFacts) -> CheckOutcome:
 def _beat_check(*, now: datetime) -> CheckOutcome:
     """Beat is alive while it sent a periodic task within OPS_BEAT_STALE_SECONDS."""
     limit = settings.OPS_BEAT_STALE_SECONDS
-    enabled = PeriodicTask.objects.filter(enabled=True)
-    # date_changed: when the schedules were installed (or last edited), the start of the
-    # wait for a beat that never sent anything.
-    seen = enabled.aggregate(last_sent=Max("last_run_at"), installed=Min("date_changed"))
-    last_sent, installed = seen["last_sent"], seen["installed"]
+    heartbeat = beat_heartbeat()
+    last_sent = heartbeat.last_sent_at
     numbers = {
         "last_sent_at": last_sent.isoformat() if last_sent else None,
         "stale_after_seconds": limit,
     }
-    if installed is None:
+    if heartbeat.since is None:
         message = "no periodic task is enabled: maintenance does not run (see manage.py migrate)"
         return CheckOutcome("beat", HealthStatus.CRITICAL, message, numbers)
+    age = (now - heartbeat.since).total_seconds()
+    status = HealthStatus.HEALTHY if age <= limit else HealthStatus.CRITICAL
     if last_sent is None:
-        waited = (now - installed).total_seconds()
-        message = f"beat has not sent any periodic task in the {waited:.0f} s since they were "
+        # A fresh deployment: the wait counts from the installation of the periodic tasks.
+        message = f"beat has not sent any periodic task in the {age:.0f} s since they were "
         message += f"installed (stale after {limit} s)"
-        # A fresh deployment: beat sends its first ones within a minute.
-        status = HealthStatus.HEALTHY if waited <= limit else HealthStatus.CRITICAL
         return CheckOutcome("beat", status, message, numbers)
-    age = (now - last_sent).total_seconds()
     numbers["age_seconds"] = round(age)
     message = f"last periodic task sent {age:.0f} s ago (stale after {limit} s)"
-    status = HealthStatus.HEALTHY if age <= limit else HealthStatus.CRITICAL
     return CheckOutcome("beat", status, message, numbers)
 
 
@@ -219,7 +214,7 @@ def _time_limit_check(*, now: datetime) -> CheckOutcome:
 
 
 def _dead_letters_check() -> CheckOutcome:
-    open_count = DeadLetter.objects.filter(resolution=DeadLetter.Resolution.OPEN).count()
+    open_count = dead_letters_open_count()
     warning = settings.OPS_DEAD_LETTERS_WARNING
     numbers = {"open": open_count, "warning_above": warning}
     message = f"{open_count} open dead letters"

@@ -11,7 +11,8 @@ Durations are ``finished_at - started_at`` of succeeded tasks. A claim sets
 """
 
 import math
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -23,6 +24,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Max,
+    Min,
     Q,
     QuerySet,
     Sum,
@@ -139,6 +141,30 @@ def task_durations_by_type(*, records: QuerySet[TaskRecord]) -> dict[str, dict]:
 
 def tasks_running_count() -> int:
     return TaskRecord.objects.running().count()
+
+
+@dataclass(frozen=True)
+class QueuedTasks:
+    count: int
+    oldest_created_at: datetime | None
+
+
+def tasks_queued_by_queue(*, queues: list[str]) -> dict[str, QueuedTasks]:
+    """Queued records (submitted, not started yet) per queue: how many, and when the
+    oldest was submitted. Every queue of ``queues`` is there, and any other that has some.
+
+    One query over the queued range of the (status, created_at) index: its cost grows with
+    the backlog, not with the table (a few ms per thousand queued records)."""
+    waiting = dict.fromkeys(queues, QueuedTasks(count=0, oldest_created_at=None))
+    rows = (
+        TaskRecord.objects.filter(status=TaskStatus.QUEUED)
+        .values("queue")
+        .annotate(count=Count("id"), oldest=Min("created_at"))
+        .order_by()
+    )
+    for row in rows:
+        waiting[row["queue"]] = QueuedTasks(count=row["count"], oldest_created_at=row["oldest"])
+    return waiting
 
 
 def queue_depths() -> dict[str, int | None]:

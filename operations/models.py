@@ -83,6 +83,11 @@ class TaskTally(models.Model):
     timed_count = models.PositiveBigIntegerField(default=0)
     duration_seconds_sum = models.FloatField(default=0.0)
     duration_buckets = models.JSONField(default=dict, blank=True)
+    # Of those that started once: how many, how long they waited from submission to start
+    # in all, and how many waited at most each bucket's seconds (cumulative).
+    started_count = models.PositiveBigIntegerField(default=0)
+    start_latency_seconds_sum = models.FloatField(default=0.0)
+    start_latency_buckets = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

@@ -10,15 +10,25 @@ truth, so every scrape reads them, whichever gunicorn worker answers it:
   (operations/tallies.py) that retention does not lower: the counter never goes down.
 - ``jobservice_task_duration_seconds{task_type}`` (histogram): how long succeeded
   records ran (their last attempt), from the same tally.
+- ``jobservice_task_start_latency_seconds{task_type}`` (histogram): how long finished
+  records that started once waited from submission to start, from the same tally.
 - ``jobservice_tasks_running`` (gauge): records running now.
+- ``jobservice_tasks_queued{queue}`` and ``jobservice_tasks_queued_oldest_timestamp_seconds
+  {queue}`` (gauges): queued records, and when the oldest was submitted (no sample while
+  none is queued). One query over the queued records.
 - ``jobservice_queue_depth{queue}`` (gauge): messages waiting in each of TASKS_QUEUES,
   asked at each scrape.
-- ``jobservice_workers`` (gauge): workers consuming any of TASKS_QUEUES that answered a
-  ping, from the last census of broker_census.broker_census that any process took (the
-  health snapshots take one every minute; it is kept 10 x OPS_WORKER_CENSUS_SECONDS). A
-  scrape takes one only when there is none, so it rarely waits out the ping.
+- ``jobservice_workers`` and ``jobservice_queue_workers{queue}`` (gauges): workers
+  consuming any of TASKS_QUEUES, and each, that answered a ping, from the last census of
+  broker_census.broker_census that any process took (the health snapshots take one every
+  minute; it is kept 10 x OPS_WORKER_CENSUS_SECONDS). A scrape takes one only when there
+  is none, so it rarely waits out the ping.
   When the broker cannot be asked, the queue and worker samples are left out rather
   than reported as 0; alert on ``absent(jobservice_workers)`` too.
+- ``jobservice_dead_letters_open`` (gauge): dead letters neither requeued nor discarded.
+- ``jobservice_beat_heartbeat_timestamp_seconds`` (gauge): when beat last sent a periodic
+  task, as health's beat check reads it (selectors.beat_heartbeat); 0 when none is enabled.
+  Timestamps rather than ages, as Prometheus advises: ``time() - x`` is the age.
 
 HTTP metrics (``HttpMetricsMiddleware``) are per process:
 ``jobservice_http_requests_total{method, route, status}`` and
@@ -53,9 +63,9 @@ from prometheus_client.metrics_core import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
-from operations import metrics, tallies
+from operations import metrics, selectors, tallies
 from operations.broker_census import BrokerFacts, broker_census, broker_census_cache_key
-from operations.tallies import TASK_DURATION_BUCKETS
+from operations.tallies import START_LATENCY_BUCKETS, TASK_DURATION_BUCKETS
 from tasks_app.broker import broker_queue_sizes
 from tasks_app.models import TaskStatus
 
@@ -77,54 +87,119 @@ class TaskRecordCollector:
     """Task, queue and worker metrics, read from the database and broker at each collect."""
 
     def collect(self):
-        tallies.tally_advance_if_due()
-        totals = tallies.finished_totals()
-        finished = CounterMetricFamily(
-            "jobservice_tasks_finished",
-            "Task records finished, by final status (records deleted by retention included).",
-            labels=["task_type", "status"],
-        )
-        for total in totals:
-            finished.add_metric([total.task_type, total.status], total.count)
-        yield finished
-
-        durations = HistogramMetricFamily(
-            "jobservice_task_duration_seconds",
-            "How long succeeded task records ran, in seconds (their last attempt).",
-            labels=["task_type"],
-        )
-        for total in totals:
-            if total.status != TaskStatus.SUCCEEDED or not total.timed_count:
-                continue
-            buckets = [
-                (floatToGoString(bound), total.duration_buckets.get(str(bound), 0))
-                for bound in TASK_DURATION_BUCKETS
-            ]
-            buckets.append(("+Inf", total.timed_count))
-            durations.add_metric([total.task_type], buckets, sum_value=total.duration_seconds_sum)
-        yield durations
-
+        yield from _finished_families()
         yield GaugeMetricFamily(
             "jobservice_tasks_running", "Task records running now.", metrics.tasks_running_count()
         )
-
-        queues = list(settings.TASKS_QUEUES)
-        census = _census_without_waiting(queues=queues)
-        # Asked now (one connection, a length per queue), unless the census found no broker.
-        sizes = census.queue_sizes if census.error else broker_queue_sizes(queues=queues)
-        depths = GaugeMetricFamily(
-            "jobservice_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
+        yield from _queue_families()
+        yield GaugeMetricFamily(
+            "jobservice_dead_letters_open",
+            "Dead letters waiting for staff to requeue or discard them.",
+            selectors.dead_letters_open_count(),
         )
-        for queue, depth in sizes.items():
-            if depth is not None:
-                depths.add_metric([queue], depth)
-        yield depths
+        since = selectors.beat_heartbeat().since
+        yield GaugeMetricFamily(
+            "jobservice_beat_heartbeat_timestamp_seconds",
+            "When beat last sent a periodic task (Unix time); before its first, when the "
+            "periodic tasks were installed; 0 when none is enabled.",
+            since.timestamp() if since else 0,
+        )
 
-        if census.workers is not None:
-            workers = {name for names in census.workers.values() for name in names}
-            yield GaugeMetricFamily(
-                "jobservice_workers", "Celery workers that answered a ping.", len(workers)
+
+def _finished_families():
+    """The finished counters and the two histograms of the tally (tallies.py)."""
+    tallies.tally_advance_if_due()
+    totals = tallies.finished_totals()
+    finished = CounterMetricFamily(
+        "jobservice_tasks_finished",
+        "Task records finished, by final status (records deleted by retention included).",
+        labels=["task_type", "status"],
+    )
+    for total in totals:
+        finished.add_metric([total.task_type, total.status], total.count)
+    yield finished
+
+    durations = HistogramMetricFamily(
+        "jobservice_task_duration_seconds",
+        "How long succeeded task records ran, in seconds (their last attempt).",
+        labels=["task_type"],
+    )
+    for total in totals:
+        if total.status == TaskStatus.SUCCEEDED and total.timed_count:
+            durations.add_metric(
+                [total.task_type],
+                _buckets(TASK_DURATION_BUCKETS, total.duration_buckets, total.timed_count),
+                sum_value=total.duration_seconds_sum,
             )
+    yield durations
+
+    latencies = HistogramMetricFamily(
+        "jobservice_task_start_latency_seconds",
+        "Seconds from submission to start of finished task records that started once.",
+        labels=["task_type"],
+    )
+    # Of every final status: a task that failed or was cancelled after its start waited too.
+    for total in tallies.totals_by_task_type(totals):
+        if total.started_count:
+            latencies.add_metric(
+                [total.task_type],
+                _buckets(START_LATENCY_BUCKETS, total.start_latency_buckets, total.started_count),
+                sum_value=total.start_latency_seconds_sum,
+            )
+    yield latencies
+
+
+def _buckets(bounds: list[float], counts: dict[str, int], total: int) -> list[tuple[str, int]]:
+    """A histogram's cumulative buckets from a tally's {bound: count}, with +Inf."""
+    buckets = [(floatToGoString(bound), counts.get(str(bound), 0)) for bound in bounds]
+    return [*buckets, ("+Inf", total)]
+
+
+def _queue_families():
+    """Per queue of TASKS_QUEUES: queued records and the oldest one's age (the database),
+    messages waiting and workers (the broker); the workers in all."""
+    queues = list(settings.TASKS_QUEUES)
+    queued = GaugeMetricFamily(
+        "jobservice_tasks_queued",
+        "Task records queued (submitted, not started yet), by queue.",
+        labels=["queue"],
+    )
+    oldest = GaugeMetricFamily(
+        "jobservice_tasks_queued_oldest_timestamp_seconds",
+        "When the longest-queued task record of the queue was submitted (Unix time).",
+        labels=["queue"],
+    )
+    for queue, waiting in metrics.tasks_queued_by_queue(queues=queues).items():
+        queued.add_metric([queue], waiting.count)
+        if waiting.oldest_created_at is not None:
+            oldest.add_metric([queue], waiting.oldest_created_at.timestamp())
+    yield queued
+    yield oldest
+
+    census = _census_without_waiting(queues=queues)
+    # Asked now (one connection, a length per queue), unless the census found no broker.
+    sizes = census.queue_sizes if census.error else broker_queue_sizes(queues=queues)
+    depths = GaugeMetricFamily(
+        "jobservice_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
+    )
+    for queue, depth in sizes.items():
+        if depth is not None:
+            depths.add_metric([queue], depth)
+    yield depths
+
+    if census.workers is not None:
+        by_queue = GaugeMetricFamily(
+            "jobservice_queue_workers",
+            "Celery workers consuming the queue that answered a ping.",
+            labels=["queue"],
+        )
+        for queue, names in census.workers.items():
+            by_queue.add_metric([queue], len(names))
+        yield by_queue
+        workers = {name for names in census.workers.values() for name in names}
+        yield GaugeMetricFamily(
+            "jobservice_workers", "Celery workers that answered a ping.", len(workers)
+        )
 
 
 def _census_without_waiting(*, queues: list[str]) -> BrokerFacts:

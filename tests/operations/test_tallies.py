@@ -84,6 +84,40 @@ def test_totals_keep_what_was_tallied_when_its_records_are_deleted(history):
     assert as_dicts(tallies.finished_totals()) == before
 
 
+def test_start_latencies_are_the_same_wherever_the_mark_stands():
+    """The submit-to-start waits of records that started once, of every final status."""
+    for ago, waited, status, attempts in [
+        (timedelta(days=1), 0.2, "succeeded", 1),
+        (timedelta(hours=1), 40, "failed", 1),
+        (timedelta(minutes=1), 3, "succeeded", 1),
+        (timedelta(minutes=1), 500, "succeeded", 2),  # retried: not counted
+    ]:
+        started_at = timezone.now() - ago - timedelta(seconds=1)
+        TaskRecordFactory(
+            status=status,
+            attempts=attempts,
+            created_at=started_at - timedelta(seconds=waited),
+            started_at=started_at,
+            finished_at=started_at + timedelta(seconds=1),
+        )
+
+    def waits() -> tuple:
+        (total,) = tallies.totals_by_task_type(tallies.finished_totals())
+        buckets = total.start_latency_buckets
+        return (
+            total.started_count,
+            round(total.start_latency_seconds_sum, 3),
+            [buckets[bound] for bound in ("0.1", "0.25", "2.5", "5", "60", "3600")],
+        )
+
+    unmarked = waits()
+    for until in (timedelta(days=2), timedelta(minutes=30), timedelta(0)):
+        tallies.tally_advance(until=timezone.now() - until)
+
+        assert waits() == unmarked
+    assert unmarked == (3, 43.2, [0, 1, 1, 2, 3, 3])
+
+
 def test_the_mark_never_moves_back():
     later = timezone.now() - timedelta(minutes=10)
     finished(ago=timedelta(hours=1))
