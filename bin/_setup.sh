@@ -66,6 +66,35 @@ setup_browser() {
     fi
 }
 
+# The tests of deploy/prometheus run promtool, from Debian's prometheus package. Installed
+# when missing, like chromium (where it cannot be, those tests skip, and fail under CI=true),
+# without starting the Prometheus server the package brings:
+# a policy-rc.d that says "no" (exit 101) keeps its postinst from starting the service,
+# and update-rc.d keeps it from starting at the next boot (init script and systemd unit).
+setup_promtool() {
+    command -v promtool >/dev/null && return 0
+    if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "note: promtool is missing and cannot be installed here (apt-get as root): the alert rule tests will be skipped" >&2
+        return 0
+    fi
+    say "Installing Debian's prometheus package, for promtool (its server is not started)"
+    local policy=/usr/sbin/policy-rc.d ours=""
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+    fi
+    local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus)
+    if ! "${install[@]}" >/dev/null; then
+        # The package lists may be missing or stale on a fresh machine.
+        apt-get update -q >/dev/null && "${install[@]}" >/dev/null ||
+            echo "warning: could not install prometheus: the alert rule tests will be skipped" >&2
+    fi
+    if [[ -n $ours ]]; then rm -f "$policy"; fi
+    if command -v promtool >/dev/null; then
+        update-rc.d prometheus disable >/dev/null 2>&1 ||
+            echo "note: could not disable the prometheus service's start at boot" >&2
+    fi
+}
+
 # Write .env from .env.example on the first run: development mode and a fresh secret key.
 # An existing .env is never touched.
 setup_dotenv() {
