@@ -12,7 +12,9 @@ sent again with the same ``webhook-id``.
 
 import logging
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -21,12 +23,19 @@ from django.utils import timezone
 from webhooks.events import events_make_for_finished
 from webhooks.models import WebhookDelivery
 from webhooks.sending import SendPolicy, send
-from webhooks.services import deliveries_claim_due, delivery_give_up, delivery_record_attempt
+from webhooks.services import (
+    deliveries_claim_due,
+    delivery_give_up,
+    delivery_record_attempt,
+    events_prune,
+)
 from webhooks.signing import signed_headers
 
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+# Old events (WEBHOOKS_RETENTION_DAYS) are deleted this often, by the sender itself.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class Sender:
@@ -41,6 +50,7 @@ class Sender:
             allowlist=tuple(settings.WEBHOOKS_URL_ALLOWLIST),
         )
         self.sent = 0
+        self._pruned_at = -float("inf")
         self._in_flight: dict[Future, tuple[WebhookDelivery, object]] = {}
 
     def run(self, stop: threading.Event) -> None:
@@ -65,6 +75,7 @@ class Sender:
 
     def _turn(self, pool: ThreadPoolExecutor) -> bool:
         """One round; whether there was anything to do (then the next comes at once)."""
+        self._prune_if_due()
         made = events_make_for_finished()
         free = self.threads * 2 - len(self._in_flight)
         claimed = deliveries_claim_due(limit=free) if free > 0 else []
@@ -90,6 +101,14 @@ class Sender:
             self._record(done)
             return bool(made or claimed or done)
         return bool(made or claimed)
+
+    def _prune_if_due(self) -> None:
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = time.monotonic()
+        cutoff = timezone.now() - timedelta(days=settings.WEBHOOKS_RETENTION_DAYS)
+        if deleted := events_prune(older_than=cutoff):
+            logger.info("webhook events pruned count=%s older_than=%s", deleted, cutoff)
 
     def _record(self, done) -> None:
         for future in done:

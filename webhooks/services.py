@@ -22,6 +22,7 @@ from webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookEvent,
     new_secret,
 )
 from webhooks.sending import Outcome
@@ -263,3 +264,19 @@ def _endpoint_failed(endpoint_id, *, status_code: int | None, now) -> None:
 def _duration(span: timedelta) -> str:
     hours = span.total_seconds() / 3600
     return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"
+
+
+def events_prune(*, older_than, batch_size: int = 1000) -> int:
+    """Delete events made before ``older_than`` with their deliveries and attempts, in
+    batches (each its own short transaction), except those with a delivery still pending."""
+    deleted = 0
+    while True:
+        ids = list(
+            WebhookEvent.objects.filter(created_at__lt=older_than)
+            .exclude(deliveries__status=DeliveryStatus.PENDING)
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        WebhookEvent.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)

@@ -104,6 +104,9 @@ WEBHOOKS_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOKS_MAX_ENDPOINTS_PER_USER", def
 # Hosts or CIDRs webhooks may go to although private (an intranet receiver), as for
 # DOCUMENTS_URL_ALLOWLIST. Public addresses need no entry.
 WEBHOOKS_URL_ALLOWLIST = env.list("WEBHOOKS_URL_ALLOWLIST", default=[])
+# Events older than this, with their deliveries and attempts, are deleted (hourly, by the
+# webhooks process), unless a delivery of theirs is still pending.
+WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
 
 
 # --- Operations ---------------------------------------------------------------------------

@@ -220,6 +220,9 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "tasks_app.models.TaskStatus",
         "DocumentStatusEnum": "documents.models.DocumentStatus",
         "DeadLetterResolutionEnum": "tasks_app.models.DeadLetter.Resolution",
+        "WebhookEndpointStatusEnum": "webhooks.models.EndpointStatus",
+        "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+        "WebhookEventTypeEnum": "webhooks.models.EventType",
     },
 }
 

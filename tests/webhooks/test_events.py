@@ -120,3 +120,24 @@ def test_the_one_statement_success_marks_the_record_too(user):
     assert TaskRecord.objects.get(pk=record.pk).announce_pending is True
     assert TaskResult.objects.filter(task_id=str(record.pk)).exists()
     assert events_make_for_finished() == 1
+
+
+def test_old_events_are_pruned_unless_a_delivery_is_pending(user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webhooks.services import events_prune
+
+    _endpoint(user)
+    for _ in range(3):
+        task_mark_succeeded(task_id=str(_running(user).pk), result=None)
+    events_make_for_finished()
+    old, pending, recent = WebhookEvent.objects.all()
+    WebhookEvent.objects.filter(pk__in=[old.pk, pending.pk]).update(
+        created_at=timezone.now() - timedelta(days=40)
+    )
+    WebhookDelivery.objects.exclude(event=pending).update(status="succeeded")
+    assert events_prune(older_than=timezone.now() - timedelta(days=30), batch_size=1) == 1
+    assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {pending.pk, recent.pk}
+    assert WebhookDelivery.objects.count() == 2
