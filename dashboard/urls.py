@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import api_keys, documents, system, tasks
+from dashboard.views import api_keys, documents, system, tasks, webhook_deliveries, webhooks
 
 app_name = "dashboard"
 
@@ -36,4 +36,47 @@ urlpatterns = [
     ),
     path("keys/", api_keys.api_key_list, name="api-keys"),
     path("keys/<int:api_key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
+    path("webhooks/", webhooks.webhook_list, name="webhooks"),
+    path(
+        "webhooks/callback-secret/rotate/",
+        webhooks.callback_secret_rotate,
+        name="callback-secret-rotate",
+    ),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/",
+        webhooks.endpoint_detail,
+        name="webhook-endpoint",
+    ),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/enable/",
+        webhooks.endpoint_set_enabled,
+        {"enabled": True},
+        name="webhook-endpoint-enable",
+    ),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/disable/",
+        webhooks.endpoint_set_enabled,
+        {"enabled": False},
+        name="webhook-endpoint-disable",
+    ),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/rotate-secret/",
+        webhooks.endpoint_rotate_secret,
+        name="webhook-endpoint-rotate-secret",
+    ),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/delete/",
+        webhooks.endpoint_delete,
+        name="webhook-endpoint-delete",
+    ),
+    path(
+        "webhooks/deliveries/<uuid:delivery_id>/",
+        webhook_deliveries.delivery_detail,
+        name="webhook-delivery",
+    ),
+    path(
+        "webhooks/deliveries/<uuid:delivery_id>/redeliver/",
+        webhook_deliveries.delivery_redeliver,
+        name="webhook-delivery-redeliver",
+    ),
 ]
