@@ -16,7 +16,10 @@ import pytest
 from django.conf import settings
 
 from tasks_app.models import TaskRecord, TaskStatus
+from tests.dashboard.test_webhook_pages import failed_delivery
 from tests.factories import TaskRecordFactory, UserFactory
+from webhooks import services as webhook_services
+from webhooks.models import DeliveryStatus, WebhookEndpoint
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 Axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe
@@ -182,6 +185,20 @@ def test_the_tasks_page_is_usable_375_pixels_wide(open_page):
     _screenshot(page, "documents-375px")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
+    # The webhooks pages, with a long address and a delivery that failed.
+    endpoint = webhook_services.endpoint_create(
+        owner=user, url=f"https://hooks.example.com/{'long-path/' * 12}in", event_types=[]
+    )
+    delivery = failed_delivery(user)
+    for name, path in (
+        ("webhooks-375px", "/webhooks/"),
+        ("webhook-endpoint-375px", f"/webhooks/endpoints/{endpoint.pk}/"),
+        ("webhook-delivery-375px", f"/webhooks/deliveries/{delivery.pk}/"),
+    ):
+        page.goto(f"{open_page.url}{path}")
+        _screenshot(page, name)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+
 
 # A script of the user's own, run as a separate program: it lists their tasks with the key.
 _SCRIPT = """
@@ -226,6 +243,45 @@ def test_an_api_key_made_on_the_page_works_for_a_script_until_revoked(open_page)
     page.get_by_role("button", name="Revoke my script").click()
     expect(page.locator(".messages")).to_contain_text("is revoked")
     assert _run_script(open_page.url, key) == (401, [])
+
+
+def test_a_webhook_endpoint_added_on_its_page_shows_its_secret_once(open_page):
+    user = UserFactory(username="hooked")
+    page = open_page(user)
+    page.get_by_role("link", name="Webhooks", exact=True).click()
+    _screenshot(page, "webhooks-empty")
+
+    page.get_by_label("URL", exact=True).fill("https://hooks.example.com/in")
+    page.get_by_label("Description").fill("billing")
+    page.get_by_label("task.succeeded").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    secret = page.get_by_role("textbox", name="Signing secret").input_value()
+    _screenshot(page, "webhook-created")
+
+    endpoint = WebhookEndpoint.objects.get(owner=user)
+    assert secret.startswith("whsec_") and secret == endpoint.secret
+    row = page.locator(f"#endpoint-{endpoint.pk}")
+    expect(row).to_contain_text("billing")
+    expect(row).to_contain_text("task.succeeded")
+    expect(row.locator(".badge")).to_have_text("Enabled")
+    # Shown once: the page read again lists the endpoint without it.
+    page.get_by_role("link", name="Webhooks", exact=True).click()
+    expect(page.locator(f"#endpoint-{endpoint.pk}")).to_contain_text("billing")
+    assert secret not in page.content()
+    _screenshot(page, "webhooks")
+
+    # Its delivery log, a delivery that failed, and its redelivery.
+    delivery = failed_delivery(user)
+    page.get_by_role("link", name="https://hooks.example.com/in", exact=True).click()
+    expect(page.locator(f"#delivery-{delivery.pk} .badge")).to_have_text("Failed")
+    _screenshot(page, "webhook-endpoint")
+    page.locator(f"#delivery-{delivery.pk}").get_by_role("link", name="task.succeeded").click()
+    expect(page.locator("#attempt-1")).to_contain_text("HTTP 503")
+    _screenshot(page, "webhook-delivery")
+    page.get_by_role("button", name="Redeliver").click()
+    expect(page.locator(".messages")).to_contain_text("queued to be sent again")
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING
 
 
 def test_an_uploaded_pdf_is_processed_live_and_then_found_by_search(open_page, tmp_path):
