@@ -4,9 +4,17 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from tasks_app import admission, dead_letters, services, tokens
-from tasks_app.errors import TaskNotCancellable
-from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskQuota, TaskRecord, UserToken
+from tasks_app import admission, dead_letters, services, tokens, workflows
+from tasks_app.errors import TaskNotCancellable, WorkflowNotCancellable
+from tasks_app.models import (
+    ApiKey,
+    DeadLetter,
+    PoolStall,
+    TaskQuota,
+    TaskRecord,
+    UserToken,
+    Workflow,
+)
 
 
 @admin.register(TaskRecord)
@@ -269,3 +277,31 @@ class TaskQuotaAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         # A raised running limit frees slots now, not at the next reconciliation.
         admission.tasks_admit_waiting(owner_id=obj.user_id)
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    """Read-only: a workflow moves with its steps' finishes; cancel it by action."""
+
+    list_display = ["id", "name", "owner", "status", "steps_done", "steps_total", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "owner__username"]
+    list_select_related = ["owner"]
+    actions = ["cancel_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the selected workflows (and their unfinished tasks)")
+    def cancel_selected(self, request, queryset):
+        cancelled = 0
+        for workflow in queryset:
+            try:
+                workflows.workflow_cancel(workflow=workflow)
+                cancelled += 1
+            except WorkflowNotCancellable:
+                pass
+        messages.success(request, f"{cancelled} workflow(s) cancelled.")

@@ -7,9 +7,10 @@ class TasksAppConfig(AppConfig):
     verbose_name = "Tasks"
 
     def ready(self) -> None:
-        from tasks_app import signals
+        from tasks_app import signals, workflows
 
         signals.connect_handlers()
+        workflows.connect()
         # The one discovery of task types and beat's tasks: every installed app declares
         # them in its tasks.py. In every process (web, worker, beat), so the web process
         # knows the types it accepts and the worker the Celery tasks it runs.

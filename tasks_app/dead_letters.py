@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from tasks_app import workflows
 from tasks_app.errors import DeadLetterNotRequeueable, DeadLetterResolved
 from tasks_app.models import DeadLetter
 from tasks_app.services import task_submit
@@ -45,9 +46,13 @@ def dead_letter_requeue(*, dead_letter: DeadLetter, by: AbstractBaseUser) -> Dea
         input_data=original.input,
         priority=original.priority,
         enforce_active_limit=False,  # staff asked for it; it still waits for a free slot
+        workflow=original.workflow,
+        workflow_step=original.workflow_step,
     )
     record.requeued_from = original
     record.save(update_fields=["requeued_from"])
+    if record.workflow_id is not None:
+        workflows.workflow_step_requeued(record=record)
     DeadLetter.objects.filter(pk=dead_letter.pk).update(requeued_task=record)
     logger.info("dead letter requeued task=%s new=%s by=%s", original.pk, record.pk, by.pk)
     dead_letter.refresh_from_db()

@@ -125,3 +125,23 @@ class EventStreamLimitReached(TaskError):
             f"You already have {limit} task event streams open here, the most allowed at once; "
             "close one, or poll GET /api/v1/tasks/."
         )
+
+
+class WorkflowInvalid(TaskError):
+    """A workflow's definition that cannot run: each problem named, by step."""
+
+    field = "steps"
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(" ".join(problems))
+
+
+class WorkflowNotCancellable(TaskError):
+    """The workflow already succeeded or was cancelled."""
+
+    http_status = 409
+
+    def __init__(self, *, status: str):
+        self.status = status
+        super().__init__(f"The workflow has already {status}; it cannot be cancelled.")

@@ -194,6 +194,7 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
         progress=context.held_progress,
         result_row=result_row,
         task_type=task_type,
+        in_workflow=record.workflow_id is not None,
     )
     if succeeded and result_row is not None:
         # Read by Celery's mark_as_done for this request only: the row is written.

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from tasks_app.models import ApiKey, DeadLetter, TaskRecord, TaskStatus
+from tasks_app.models import ApiKey, DeadLetter, TaskRecord, TaskStatus, Workflow
 
 
 def task_list_for_user(
@@ -120,3 +120,28 @@ def api_key_get_for_user(*, user: AbstractBaseUser, api_key_id) -> ApiKey | None
     if not 0 < pk < 2**63:  # past a bigint, PostgreSQL would fail the query itself
         return None
     return api_key_list_for_user(user=user).filter(pk=pk).first()
+
+
+def workflow_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Workflow]:
+    """The workflows ``user`` may see, newest first: their own, or everyone's for staff."""
+    workflows = Workflow.objects.select_related("owner")
+    if not user.is_staff:
+        workflows = workflows.filter(owner=user)
+    return workflows.order_by("-created_at", "-id")
+
+
+def workflow_get_for_user(*, user: AbstractBaseUser, workflow_id) -> Workflow | None:
+    try:
+        pk = uuid.UUID(str(workflow_id))
+    except ValueError:
+        return None
+    return workflow_list_for_user(user=user).filter(pk=pk).first()
+
+
+def workflow_step_records(*, workflow: Workflow) -> list[TaskRecord]:
+    """The workflow's task records, oldest first (a requeued step has several)."""
+    return list(
+        TaskRecord.objects.filter(workflow=workflow)
+        .only("id", "workflow_step", "status", "attempts", "created_at", "finished_at")
+        .order_by("created_at", "id")
+    )

@@ -38,6 +38,8 @@ def task_submit(
     idempotency_key: str | None = None,
     request_fingerprint: str = "",
     callback_url: str = "",
+    workflow=None,
+    workflow_step: str = "",
 ) -> TaskRecord:
     """Record a task for ``owner``; the relay sends its message once the record is committed.
 
@@ -60,6 +62,8 @@ def task_submit(
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
             callback_url=callback_url,
+            workflow=workflow,
+            workflow_step=workflow_step,
         ),
         enforce_active_limit=enforce_active_limit,
     )

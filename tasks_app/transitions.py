@@ -8,6 +8,7 @@ worker) changes nothing.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -27,6 +28,14 @@ logger = logging.getLogger(__name__)
 
 # Final statuses that leave a dead letter behind: the task will not succeed by itself.
 DEAD_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.TIMED_OUT})
+
+# Called in the finish's transaction for a step of a workflow: workflows.py registers it.
+_workflow_step_finished: Callable[[TaskRecord], None] | None = None
+
+
+def on_workflow_step_finished(callback: Callable[[TaskRecord], None]) -> None:
+    global _workflow_step_finished  # noqa: PLW0603 - set once, from AppConfig.ready()
+    _workflow_step_finished = callback
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,7 @@ def task_mark_succeeded(
     progress: Progress | None = None,
     result_row: TaskResult | None = None,
     task_type: TaskType | None = None,
+    in_workflow: bool = False,
 ) -> bool:
     """running → succeeded; with ``result_row``, Celery's result row in the same commit.
 
@@ -157,7 +167,8 @@ def task_mark_succeeded(
 
     On PostgreSQL, outside a caller's transaction, for a ``task_type`` without an
     ``on_finished`` hook, the move and the row are one autocommitted statement: the
-    task's one wait for the disk, and one round trip where a transaction took four.
+    task's one wait for the disk, and one round trip where a transaction took four. Not
+    for a workflow's step (``in_workflow``): its workflow moves in the same transaction.
     """
     fields = {"result": result, **_progress_fields(progress)}
     if result_row is None:
@@ -169,6 +180,7 @@ def task_mark_succeeded(
         and not connection.in_atomic_block
         and task_type is not None
         and task_type.on_finished is None
+        and not in_workflow
     ):
         record = TaskRecord.objects.transition_returning(
             pk=task_id,
@@ -301,6 +313,8 @@ def task_finish(*, task_id, to: str, only_if: Q | None = None, **fields) -> bool
         )
     if to in DEAD_STATUSES:
         _record_dead_letter(record)
+    if record.workflow_id is not None and _workflow_step_finished is not None:
+        _workflow_step_finished(record)
     try:
         on_finished = get_task_type(record.task_type).on_finished
     except UnknownTaskType:

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from tasks_app.apis import dead_letters, events, tasks
+from tasks_app.apis import dead_letters, events, tasks, workflows
 
 urlpatterns = [
     path("tasks/", tasks.TaskCollectionApi.as_view(), name="task-list"),
@@ -10,6 +10,17 @@ urlpatterns = [
     path("tasks/<str:task_id>/", tasks.TaskDetailApi.as_view(), name="task-detail"),
     path("tasks/<str:task_id>/cancel/", tasks.TaskCancelApi.as_view(), name="task-cancel"),
     path("task-types/", tasks.TaskTypeListApi.as_view(), name="task-type-list"),
+    path("workflows/", workflows.WorkflowCollectionApi.as_view(), name="workflow-list"),
+    path(
+        "workflows/<str:workflow_id>/",
+        workflows.WorkflowDetailApi.as_view(),
+        name="workflow-detail",
+    ),
+    path(
+        "workflows/<str:workflow_id>/cancel/",
+        workflows.WorkflowCancelApi.as_view(),
+        name="workflow-cancel",
+    ),
     path("dead-letters/", dead_letters.DeadLetterListApi.as_view(), name="dead-letter-list"),
     path("dead-letters/bulk/", dead_letters.DeadLetterBulkApi.as_view(), name="dead-letter-bulk"),
     path(

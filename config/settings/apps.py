@@ -40,6 +40,8 @@ TASKS_DEAD_LETTER_RETENTION_DAYS = env.int("TASKS_DEAD_LETTER_RETENTION_DAYS", d
 # new tasks wait in the database, without a broker message, for one of the user's to finish.
 TASKS_MAX_ACTIVE_PER_USER = env.int("TASKS_MAX_ACTIVE_PER_USER", default=1000)
 TASKS_MAX_RUNNING_PER_USER = env.int("TASKS_MAX_RUNNING_PER_USER", default=4)
+# POST /api/v1/workflows/: the most steps (tasks) one workflow may have, groups included.
+WORKFLOWS_MAX_STEPS = env.int("WORKFLOWS_MAX_STEPS", default=100)
 # GET /api/v1/tasks/events (tasks_app/events.py): each web process reads the changes of
 # the owners with open streams this often (one query for all of them); a stream ends after
 # STREAM_SECONDS (its client reconnects where it left off); one user may hold MAX_STREAMS

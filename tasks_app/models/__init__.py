@@ -16,6 +16,7 @@ from tasks_app.models.task_record import (
     TaskRecordQuerySet,
     TaskStatus,
 )
+from tasks_app.models.workflow import Workflow, WorkflowStatus
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -33,4 +34,6 @@ __all__ = [
     "TaskStatus",
     "TransitionQuerySet",
     "UserToken",
+    "Workflow",
+    "WorkflowStatus",
 ]

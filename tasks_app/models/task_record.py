@@ -184,6 +184,15 @@ class TaskRecord(models.Model):
     changed_at = models.DateTimeField(
         default=timezone.now, help_text="When its status or progress last changed."
     )
+    # A step of a workflow (tasks_app/workflows.py): which one, and under which name.
+    workflow = models.ForeignKey(
+        "tasks_app.Workflow",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="step_records",
+    )
+    workflow_step = models.CharField(max_length=100, blank=True)
     # Where to announce its end, besides its owner's webhook endpoints (webhooks app).
     callback_url = models.CharField(max_length=2000, blank=True)
     # Finished, and not yet announced to whoever registered for it (announce_finishes_where).
