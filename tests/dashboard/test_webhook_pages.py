@@ -151,6 +151,8 @@ def test_a_rotation_shows_the_new_secret_once_and_keeps_the_old_one_signing(brow
     assert new_secret != old_secret
     endpoint.refresh_from_db()
     assert endpoint.signing_secrets() == [new_secret, old_secret]
+    # Its buttons go back to the Webhooks page, not to the rotation (a POST only).
+    assert 'name="next" value="/webhooks/"' in response.content.decode()
     assert new_secret not in browser.get("/webhooks/").content.decode()
     assert (
         "The previous one signs too"
