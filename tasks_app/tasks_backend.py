@@ -138,8 +138,10 @@ class PipelineBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict) -> None:
         super().__init__(alias, params)
-        if "QUEUES" not in params:  # the queues our workers listen on
-            self.queues = set(settings.TASKS_QUEUES)
+        if "QUEUES" not in params:
+            # The deployment's queues, not only this process's: a worker started for one
+            # queue (TASKS_QUEUES=long) imports every @task, whatever queue it names.
+            self.queues = {*settings.TASKS_SHIPPED_QUEUES, *settings.TASKS_QUEUES}
         self.soft_time_limit = self.options.get("SOFT_TIME_LIMIT", DEFAULT_SOFT_TIME_LIMIT)
         self.time_limit = self.options.get("TIME_LIMIT")
 

@@ -4,6 +4,7 @@ redelivery, and the secret that signs their tasks' callbacks."""
 import django_filters
 from django.http import Http404
 from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -13,6 +14,7 @@ from api.pagination import NewestFirstPagination, filtered_page_response
 from webhooks import selectors, services
 from webhooks.models import (
     DeliveryStatus,
+    EndpointStatus,
     EventType,
     WebhookAttempt,
     WebhookDelivery,
@@ -149,6 +151,8 @@ class DeliveryFilter(django_filters.FilterSet):
 
 
 class EndpointFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=EndpointStatus.choices, distinct=False)
+
     class Meta:
         model = WebhookEndpoint
         fields = ["status"]
@@ -171,6 +175,9 @@ def _delivery_or_404(request, delivery_id) -> WebhookDelivery:
 class EndpointCollectionApi(APIView):
     """GET lists your webhook endpoints; POST registers one (its secret is in the answer)."""
 
+    # Named as DRF's generic views name them, so that the schema documents the filters
+    # and pages; rows come from the selectors.
+    filter_backends = [DjangoFilterBackend]
     filterset_class = EndpointFilter
     pagination_class = NewestFirstPagination
     queryset = WebhookEndpoint.objects.none()
@@ -229,6 +236,7 @@ class EndpointRotateSecretApi(APIView):
 class EndpointDeliveriesApi(APIView):
     """The endpoint's delivery log, newest first; ?status=pending|succeeded|failed."""
 
+    filter_backends = [DjangoFilterBackend]
     filterset_class = DeliveryFilter
     pagination_class = NewestFirstPagination
     queryset = WebhookDelivery.objects.none()
@@ -247,6 +255,7 @@ class EndpointDeliveriesApi(APIView):
 class DeliveryListApi(APIView):
     """All your deliveries (to endpoints and task callbacks), newest first; ?status=."""
 
+    filter_backends = [DjangoFilterBackend]
     filterset_class = DeliveryFilter
     pagination_class = NewestFirstPagination
     queryset = WebhookDelivery.objects.none()

@@ -7,7 +7,10 @@ from config.settings.base import VAR_DIR, env
 # --- Tasks ------------------------------------------------------------------------------
 
 # Queues the shipped worker command listens on; each task type names one of them.
-TASKS_QUEUES = env.list("TASKS_QUEUES", default=["default", "long"])
+# The queues the shipped task types use; a worker dedicated to some of them narrows
+# TASKS_QUEUES, while Django's Tasks API still accepts any of them (tasks_backend.py).
+TASKS_SHIPPED_QUEUES = ["default", "long"]
+TASKS_QUEUES = env.list("TASKS_QUEUES", default=TASKS_SHIPPED_QUEUES)
 # A worker marks each task it runs alive this often; a running task silent for the
 # timeout is taken for lost (its worker died) and delivered again, up to the attempts.
 TASKS_HEARTBEAT_SECONDS = env.float("TASKS_HEARTBEAT_SECONDS", default=10.0)

@@ -1,16 +1,18 @@
 """The API of workflows: submit a chain or group of tasks, follow it, cancel it."""
 
+import django_filters
 from django.http import Http404
 from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.pagination import NewestFirstPagination
+from api.pagination import NewestFirstPagination, filtered_page_response
 from api.throttling import SubmitRateThrottle
 from tasks_app import selectors, workflows
-from tasks_app.models import Workflow
+from tasks_app.models import Workflow, WorkflowStatus
 
 
 class StepInputSerializer(serializers.Serializer):
@@ -110,6 +112,14 @@ class WorkflowOutputSerializer(serializers.ModelSerializer):
         }
 
 
+class WorkflowFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=WorkflowStatus.choices, distinct=False)
+
+    class Meta:
+        model = Workflow
+        fields = ["status"]
+
+
 def _render(request, workflow, code=status.HTTP_200_OK) -> Response:
     data = WorkflowOutputSerializer(workflow, context={"request": request}).data
     return Response(data, status=code)
@@ -123,9 +133,12 @@ def _workflow_or_404(request, workflow_id) -> Workflow:
 
 
 class WorkflowCollectionApi(APIView):
-    """GET lists your workflows, newest first. POST submits one: its first stage is queued
-    at once, each next one when the one before has succeeded (docs/workflows.md)."""
+    """GET lists your workflows, newest first (?status=). POST submits one: its first
+    stage is queued at once, each next one when the one before has succeeded
+    (docs/workflows.md)."""
 
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = WorkflowFilter
     pagination_class = NewestFirstPagination
     queryset = Workflow.objects.none()
     throttle_classes = [SubmitRateThrottle]
@@ -137,12 +150,12 @@ class WorkflowCollectionApi(APIView):
 
     @extend_schema(responses={200: WorkflowOutputSerializer(many=True)})
     def get(self, request):
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(
-            selectors.workflow_list_for_user(user=request.user), request, view=self
+        return filtered_page_response(
+            request=request,
+            view=self,
+            queryset=selectors.workflow_list_for_user(user=request.user),
+            serializer_class=WorkflowOutputSerializer,
         )
-        data = WorkflowOutputSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
 
     @extend_schema(request=WorkflowInputSerializer, responses={202: WorkflowOutputSerializer})
     def post(self, request):

@@ -130,6 +130,9 @@ class WorkerProcess:
 class RelayProcess:
     """The relay (``manage.py tasks_relay``), as the Procfile runs it, on the test database."""
 
+    command = ["manage.py", "tasks_relay"]
+    ready_line = "relay started"
+
     def __init__(self, *, log_path: Path, extra_env: dict[str, str] | None = None):
         self.log_path = log_path
         env = {
@@ -140,7 +143,7 @@ class RelayProcess:
         }
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "tasks_relay"],
+            [sys.executable, *self.command],
             cwd=BASE_DIR,
             env=env,
             stdout=self._log,
@@ -153,13 +156,13 @@ class RelayProcess:
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + WORKER_READY_SECONDS
         while time.monotonic() < deadline:
-            if "relay started" in self.log():
+            if self.ready_line in self.log():
                 return
             if self.process.poll() is not None:
                 break
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"relay did not start; its log:\n{self.log()[-4000:]}")
+        raise RuntimeError(f"{self.command[-1]} did not start; its log:\n{self.log()[-4000:]}")
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
@@ -176,6 +179,13 @@ class RelayProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._log.close()
+
+
+class WebhooksProcess(RelayProcess):
+    """The webhooks sender (``manage.py webhooks_send``), as the Procfile runs it."""
+
+    command = ["manage.py", "webhooks_send"]
+    ready_line = "webhooks sender started"
 
 
 def free_port() -> int:

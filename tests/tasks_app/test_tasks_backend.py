@@ -372,3 +372,14 @@ def test_the_shipped_example_counts_words_and_is_enqueued_as_a_task():
     assert count_words.call("the quick brown fox") == {"words": 4}
     record = TaskRecord.objects.get(pk=count_words.enqueue("a b").id)
     assert record.task_type == "tasks_app.tasks.count_words"
+
+
+def test_a_worker_for_one_queue_still_takes_tasks_of_every_shipped_queue(settings):
+    """A worker dedicated to one queue (TASKS_QUEUES=long) imports every @task function:
+    one naming another queue must not stop it from starting."""
+    from tasks_app.tasks_backend import PipelineBackend
+
+    settings.TASKS_QUEUES = ["long"]
+    backend = PipelineBackend("default", {})
+    assert {"default", "long"} <= backend.queues
+    backend.validate_task(count_words)
