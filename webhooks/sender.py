@@ -66,6 +66,12 @@ class Sender:
                     connection.close()
                     stop.wait(RETRY_SECONDS)
                     continue
+                except Exception:
+                    # Never the end of the process (honcho would stop every other one with
+                    # it): the turn is tried again, its error logged.
+                    logger.exception("webhooks turn failed; trying again")
+                    stop.wait(RETRY_SECONDS)
+                    continue
                 if not busy:
                     stop.wait(self.poll_seconds)
             # Attempts in flight end (each within its time limit) and are recorded.

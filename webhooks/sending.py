@@ -7,6 +7,7 @@ second DNS answer cannot swap in a private one. Redirects are not followed (a 3x
 failed attempt, as Standard Webhooks says), so no hop escapes the check.
 """
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from urllib3 import exceptions as urllib3_errors
 from documents.processing import DocumentError, TransientFetchError, UrlNotAllowed
 from documents.processing.addresses import parse_url, resolve
 from documents.processing.pinned_connection import Deadline, open_pinned
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "job-service-webhooks/1.0"
 # What is kept of an answer's body for the delivery log, and the most read of it.
@@ -84,6 +87,13 @@ def send(url: str, *, body: str, headers: dict, policy: SendPolicy) -> Outcome:
             status_code=None,
             duration_ms=elapsed(),
             error=f"The request {kind}: {type(error).__name__}: {error}"[:500],
+        )
+    except Exception as error:  # a failed attempt, never a dead sending thread
+        logger.exception("webhook attempt to %s failed unexpectedly", url)
+        return Outcome(
+            status_code=None,
+            duration_ms=elapsed(),
+            error=f"The attempt failed: {type(error).__name__}: {error}"[:500],
         )
 
 

@@ -151,3 +151,26 @@ def test_a_private_address_is_never_reached(user, receiver, webhook_settings):
     assert receiver.requests == []
     [attempt] = WebhookDelivery.objects.get().attempt_log.all()
     assert "private or reserved" in attempt.error
+
+
+def test_an_unexpected_error_fails_an_attempt_not_the_sender(
+    user, receiver, webhook_settings, monkeypatch
+):
+    from webhooks import sending
+
+    real_open = sending.open_pinned
+    calls = []
+
+    def open_failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a library")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(sending, "open_pinned", open_failing_once)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(status="succeeded").exists())
+    first, second = WebhookDelivery.objects.get().attempt_log.all()
+    assert "RuntimeError: a bug in a library" in first.error
+    assert second.status_code == 200
