@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -164,7 +164,10 @@ def workflow_submit(*, owner: AbstractBaseUser, name: str, steps: list[dict]) ->
 def _stage_submit(workflow: Workflow, index: int, *, enforce_active_limit: bool) -> None:
     stage = workflow.stages[index]
     for step in stage["steps"]:
-        task_type = get_task_type(step["task_type"])
+        try:
+            task_type = get_task_type(step["task_type"])
+        except UnknownTaskType:  # removed by a deploy since the workflow was submitted
+            raise _StageInputInvalid(step["name"], {"task_type": "no longer exists"}) from None
         input_data = {**step["input"], **_filled_in(workflow, step["input_from"])}
         serializer = task_type.input_serializer(data=input_data)
         if not serializer.is_valid():
@@ -277,10 +280,14 @@ def _cancel(workflow: Workflow, *, reason: str) -> bool:
         finished_at=timezone.now(),
     ):
         return False
-    # Its unfinished steps too; each of their finishes finds the workflow cancelled.
-    for task_id in TaskRecord.objects.filter(
-        workflow=workflow, status__in=ACTIVE_STATUSES
-    ).values_list("pk", flat=True):
+    # Its unfinished steps too; each of their finishes finds the workflow cancelled. A
+    # step whose row is locked is being finished by its worker, which holds that lock and
+    # waits for the workflow's: taking it here would deadlock. That finish then finds the
+    # workflow cancelled, and starts nothing.
+    unfinished = TaskRecord.objects.filter(workflow=workflow, status__in=ACTIVE_STATUSES)
+    if connection.features.has_select_for_update_skip_locked:
+        unfinished = unfinished.select_for_update(skip_locked=True)
+    for task_id in unfinished.values_list("pk", flat=True):
         transitions.task_finish(
             task_id=task_id, to=TaskStatus.CANCELLED, cancel_requested_at=timezone.now()
         )

@@ -219,3 +219,49 @@ def test_staff_follow_and_cancel_workflows_in_the_admin(api, client, staff_user)
     )
     assert Workflow.objects.get(pk=workflow_id).status == "cancelled"
     assert _step(workflow_id, "a").status == TaskStatus.CANCELLED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_while_a_worker_finishes_a_step_does_not_deadlock(user):
+    """The worker's finish holds its step's row and waits for the workflow's; the cancel
+    holds the workflow's and must not wait for that row (PostgreSQL would abort one)."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from tasks_app import workflows
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks that can deadlock are PostgreSQL's (SQLite has one writer)")
+    workflow = workflows.workflow_submit(
+        owner=user,
+        name="",
+        steps=[{"name": "fan", "group": [{"name": "a", **SLEEP}, {"name": "b", **SLEEP}]}],
+    )
+    step = _step(workflow.pk, "a")
+    task_claim(task_id=str(step.pk), worker="w1")
+    holding = threading.Event()
+    errors = []
+
+    def worker_finishes():
+        try:
+            with transaction.atomic():
+                TaskRecord.objects.filter(pk=step.pk).update(progress_message="finishing")
+                holding.set()
+                time.sleep(0.5)  # the cancel starts meanwhile
+                task_mark_succeeded(task_id=str(step.pk), result={"ok": 1}, in_workflow=True)
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker_finishes)
+    thread.start()
+    holding.wait(5)
+    workflows.workflow_cancel(workflow=workflow)
+    thread.join(10)
+    assert errors == []
+    assert Workflow.objects.get(pk=workflow.pk).status == "cancelled"
+    assert _step(workflow.pk, "a").status == TaskStatus.SUCCEEDED
+    assert _step(workflow.pk, "b").status == TaskStatus.CANCELLED
