@@ -141,3 +141,29 @@ def test_old_events_are_pruned_unless_a_delivery_is_pending(user):
     assert events_prune(older_than=timezone.now() - timedelta(days=30), batch_size=1) == 1
     assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {pending.pk, recent.pk}
     assert WebhookDelivery.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("finish", "document_event"),
+    [("succeeded", "document.completed"), ("failed", "document.failed")],
+)
+def test_a_documents_task_also_makes_its_documents_event(user, finish, document_event):
+    from documents.models import Document
+    from documents.services import PROCESS_TASK_TYPE
+
+    endpoint = _endpoint(user, "document.completed", "document.failed")
+    document = Document.objects.create(owner=user, filename="report.pdf", kind="pdf")
+    record = _running(
+        user, task_type=PROCESS_TASK_TYPE, queue="long", input={"document_id": str(document.pk)}
+    )
+    if finish == "succeeded":
+        task_mark_succeeded(task_id=str(record.pk), result=None)
+    else:
+        task_mark_failed(task_id=str(record.pk), error_type="X", error_message="unreadable")
+    events_make_for_finished()
+    [event] = WebhookEvent.objects.all()  # the task's own event is not wanted here
+    body = json.loads(event.payload)
+    assert (body["type"], body["data"]["id"]) == (document_event, str(document.pk))
+    assert body["data"]["filename"] == "report.pdf"
+    assert body["data"]["task_id"] == str(record.pk)
+    assert WebhookDelivery.objects.get().endpoint == endpoint
