@@ -1,6 +1,14 @@
 from django.urls import path
 
-from dashboard.views import api_keys, documents, system, tasks, webhook_deliveries, webhooks
+from dashboard.views import (
+    api_keys,
+    documents,
+    system,
+    tasks,
+    webhook_deliveries,
+    webhooks,
+    workflows,
+)
 
 app_name = "dashboard"
 
@@ -12,6 +20,9 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/", tasks.task_detail, name="task-detail"),
     path("tasks/<uuid:task_id>/cancel/", tasks.task_cancel, name="task-cancel"),
     path("tasks/<uuid:task_id>/result.json", tasks.task_result_download, name="task-result"),
+    path("workflows/", workflows.workflow_list, name="workflow-list"),
+    path("workflows/<uuid:workflow_id>/", workflows.workflow_detail, name="workflow-detail"),
+    path("workflows/<uuid:workflow_id>/cancel/", workflows.workflow_cancel, name="workflow-cancel"),
     path("documents/", documents.document_list, name="document-list"),
     path("documents/search/", documents.document_search, name="document-search"),
     path("documents/<uuid:document_id>/", documents.document_detail, name="document-detail"),

@@ -10,7 +10,7 @@ from django.utils.timesince import timesince
 
 from documents.models import DocumentStatus
 from operations.models import HealthStatus
-from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus
+from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus, Workflow, WorkflowStatus
 
 register = template.Library()
 
@@ -32,6 +32,11 @@ def document_badge(status: str) -> dict:
 
 
 @register.inclusion_tag("dashboard/_status_badge.html")
+def workflow_badge(status: str) -> dict:
+    return {"status": status, "label": WorkflowStatus(status).label}
+
+
+@register.inclusion_tag("dashboard/_status_badge.html")
 def health_badge(status: str) -> dict:
     return {"status": status, "label": HealthStatus(status).label}
 
@@ -43,6 +48,18 @@ def progress_bar(record: TaskRecord) -> dict:
         "total": record.progress_total,
         "percent": record.progress_percent,
         "record_id": record.pk,
+    }
+
+
+@register.inclusion_tag("dashboard/_progress_bar.html")
+def workflow_progress(workflow: Workflow) -> dict:
+    """Steps done out of steps, drawn as a task's progress is."""
+    done, total = workflow.steps_done, workflow.steps_total
+    return {
+        "current": done,
+        "total": total,
+        "percent": round(min(100.0, 100.0 * done / total), 1) if total else None,
+        "record_id": workflow.pk,
     }
 
 
