@@ -115,6 +115,12 @@ def task_detail(request, task_id):
             else None
         ),
         "timeline": _timeline(record),
+        # A workflow's step: the page names the step and links to its workflow.
+        "workflow": (
+            selectors.workflow_get_for_user(user=request.user, workflow_id=record.workflow_id)
+            if record.workflow_id
+            else None
+        ),
         "dead_letter": (
             selectors.dead_letter_open_of_task(task=record) if request.user.is_staff else None
         ),
