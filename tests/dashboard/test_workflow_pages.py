@@ -119,8 +119,8 @@ def test_a_workflows_page_shows_its_stages_steps_and_tasks(browser, user):
 
     assert "<h1>nightly</h1>" in page
     assert "1/3 (33.3%)" in page
-    assert "Step first</h3>" in page
-    assert "Group fan" in page and "its 2 steps run at once" in page
+    assert "Stage 1: step first</h3>" in page
+    assert "Stage 2: group fan" in page and "its 2 steps run at once" in page
     first_row = page.split('id="step-first"')[1].split("</tr>")[0]
     assert "diagnostics.sleep" in first_row and ">Succeeded</span>" in first_row
     assert f'href="/tasks/{first.pk}/"' in first_row
