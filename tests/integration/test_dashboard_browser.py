@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app import workflows
+from tasks_app.models import TaskRecord, TaskStatus, Workflow
 from tests.dashboard.test_webhook_pages import failed_delivery
 from tests.factories import TaskRecordFactory, UserFactory
 from webhooks import services as webhook_services
@@ -145,6 +146,52 @@ def test_a_submitted_task_shows_its_progress_live_until_it_succeeds(open_page):
     _screenshot(page, "tasks")
 
 
+def _submit_workflow(owner, *, seconds: float) -> Workflow:
+    """A chain of a step and a group of two, each sleeping ``seconds``."""
+    sleep = {"task_type": "diagnostics.sleep", "input": {"seconds": seconds, "steps": 2}}
+    return workflows.workflow_submit(
+        owner=owner,
+        name="warm up, then fan out",
+        steps=[
+            {"name": "warm-up", **sleep},
+            {"name": "fan", "group": [{"name": "left", **sleep}, {"name": "right", **sleep}]},
+        ],
+    )
+
+
+def test_a_workflow_reaches_succeeded_live_on_its_page(open_page):
+    user = UserFactory(username="conductor")
+    workflow = _submit_workflow(user, seconds=1)
+    page = open_page(user)
+
+    page.get_by_role("link", name="Workflows", exact=True).click()
+    page.locator(f"#workflow-{workflow.pk}").get_by_role("link").click()
+    expect(page.locator("h1")).to_have_text("warm up, then fan out")
+    # Gone if the page were loaded again: the updates must come without a reload.
+    page.evaluate("window.stillTheSamePage = true")
+    _screenshot(page, "workflow-running")
+
+    expect(page.locator("#workflow-status .badge")).to_have_text("Succeeded")
+    assert "3/3 (100.0%)" in page.locator("#workflow-live").inner_text()
+    for step in ("warm-up", "left", "right"):
+        expect(page.locator(f"#step-{step} .badge")).to_have_text("Succeeded")
+    assert '"slept_seconds": 1.0' in page.locator("#workflow-live pre.json").inner_text()
+    assert page.evaluate("window.stillTheSamePage") is True
+    # Moved by the owner's event stream: each step's task change is one of its events.
+    assert (200, "text/event-stream") in open_page.event_streams
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    _screenshot(page, "workflow-succeeded")
+
+    # A step's task page leads back to its workflow.
+    page.get_by_role("link", name="of step left").click()
+    expect(page.locator("#task-workflow")).to_contain_text("Step left of workflow")
+    page.locator("#task-workflow").get_by_role("link").click()
+    expect(page.locator("#workflow-status .badge")).to_have_text("Succeeded")
+    page.get_by_role("link", name="All workflows").click()
+    expect(page.locator(f"#workflow-{workflow.pk} .badge")).to_have_text("Succeeded")
+    _screenshot(page, "workflows")
+
+
 def test_a_running_task_is_cancelled_from_its_page(open_page):
     user = UserFactory(username="canceller")
     page = open_page(user)
@@ -190,10 +237,13 @@ def test_the_tasks_page_is_usable_375_pixels_wide(open_page):
         owner=user, url=f"https://hooks.example.com/{'long-path/' * 12}in", event_types=[]
     )
     delivery = failed_delivery(user)
+    workflow = _submit_workflow(user, seconds=0)
     for name, path in (
         ("webhooks-375px", "/webhooks/"),
         ("webhook-endpoint-375px", f"/webhooks/endpoints/{endpoint.pk}/"),
         ("webhook-delivery-375px", f"/webhooks/deliveries/{delivery.pk}/"),
+        ("workflows-375px", "/workflows/"),
+        ("workflow-375px", f"/workflows/{workflow.pk}/"),
     ):
         page.goto(f"{open_page.url}{path}")
         _screenshot(page, name)
