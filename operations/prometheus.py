@@ -50,6 +50,7 @@ used (fine for one process; it adds Python's process and GC metrics).
 
 import os
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -218,11 +219,23 @@ def _census_without_waiting(*, queues: list[str]) -> BrokerFacts:
     return broker_census(queues=queues)
 
 
+# Collectors of the apps above this one (webhooks), made afresh for each scrape.
+_app_collectors: list[Callable[[], object]] = []
+
+
+def collector_register(make_collector: Callable[[], object]) -> None:
+    """Add an app's collector to every scrape; called from its ``AppConfig.ready()``."""
+    if make_collector not in _app_collectors:
+        _app_collectors.append(make_collector)
+
+
 def metrics_exposition(*, accept: str) -> tuple[bytes, str]:
     """The body of a scrape and its content type, in the format ``accept`` asks for."""
     # A registry per scrape: the collector's values are read now, not kept between scrapes.
     registry = CollectorRegistry()
     registry.register(TaskRecordCollector())
+    for make_collector in _app_collectors:
+        registry.register(make_collector())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # every web process's HTTP metrics, summed
     else:

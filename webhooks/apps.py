@@ -8,8 +8,10 @@ class WebhooksConfig(AppConfig):
     def ready(self):
         from django.db.models import Exists, OuterRef, Q
 
+        from operations.prometheus import collector_register
         from tasks_app.announcements import callback_urls_checked_by
         from tasks_app.models.task_record import announce_finishes_where
+        from webhooks.metrics import WebhooksCollector
         from webhooks.models import EndpointStatus, WebhookEndpoint
         from webhooks.services import webhook_url_check
 
@@ -22,3 +24,4 @@ class WebhooksConfig(AppConfig):
         )
         announce_finishes_where(Q(has_endpoint) | ~Q(callback_url=""))
         callback_urls_checked_by(webhook_url_check)
+        collector_register(WebhooksCollector)

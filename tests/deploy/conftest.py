@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import client_for
 from tests.factories import TaskRecordFactory
 from tests.operations.test_prometheus import broker_down, workers
+from webhooks.models import WebhookDelivery, WebhookEvent
+from webhooks.services import endpoint_create
 
 __all__ = ["broker_down", "workers"]  # fixtures of test_prometheus, used here too
 
@@ -45,7 +48,8 @@ def promtool() -> Callable[..., subprocess.CompletedProcess]:
 @pytest.fixture
 def scraped_sample_names(db, staff_user, workers) -> set[str]:
     """Every sample name of a real scrape of /metrics in which every family has samples:
-    a finished task that started once, a queued one, workers that answer, an HTTP request."""
+    a finished task that started once, a queued one, workers that answer, an HTTP request,
+    a finish waiting for the webhooks process and a webhook delivery due."""
     workers({"a@h": ["default", "long"]})
     submitted = timezone.now() - timedelta(minutes=10)
     TaskRecordFactory(
@@ -56,6 +60,19 @@ def scraped_sample_names(db, staff_user, workers) -> set[str]:
         finished_at=submitted + timedelta(seconds=3),
     )
     TaskRecordFactory(status="queued", queue="long")
+    # The webhooks' families: a finish not announced yet, and a delivery due.
+    endpoint = endpoint_create(owner=staff_user, url="https://hooks.example.com/", event_types=[])
+    TaskRecordFactory(
+        owner=staff_user, status="failed", finished_at=submitted, announce_pending=True
+    )
+    event = WebhookEvent.objects.create(
+        id=WebhookEvent.new_id(),
+        owner=staff_user,
+        event_type="task.failed",
+        task_id=uuid.uuid4(),
+        payload="{}",
+    )
+    WebhookDelivery.objects.create(event=event, endpoint=endpoint, url=endpoint.url)
     client = client_for(staff_user)
     assert client.get("/api/v1/health/live").status_code == 200  # counted by the middleware
     response = client.get("/metrics")
