@@ -62,6 +62,8 @@ _COLUMNS_OF_FIELD = {
     "started_at": ("started_at",),
     "finished_at": ("finished_at",),
     "cancel_requested_at": ("cancel_requested_at",),
+    "callback_url": ("callback_url",),
+    "workflow": ("workflow", "workflow_step"),
     "links": (),  # made of the id
 }
 
@@ -79,6 +81,7 @@ class TaskRecordOutputSerializer(serializers.ModelSerializer):
     owner = serializers.SerializerMethodField()
     progress = serializers.DictField(read_only=True)
     error = serializers.SerializerMethodField()
+    workflow = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -109,6 +112,8 @@ class TaskRecordOutputSerializer(serializers.ModelSerializer):
             "started_at": as_time(record.started_at),
             "finished_at": as_time(record.finished_at),
             "cancel_requested_at": as_time(record.cancel_requested_at),
+            "callback_url": record.callback_url,
+            "workflow": self.get_workflow(record),
             "links": self.get_links(record),
         }
 
@@ -119,6 +124,16 @@ class TaskRecordOutputSerializer(serializers.ModelSerializer):
         if not record.error_type:
             return None
         return {"type": record.error_type, "message": record.error_message}
+
+    def get_workflow(self, record: TaskRecord) -> dict | None:
+        """The workflow this task is a step of: its id, the step's name, its URL."""
+        if record.workflow_id is None:
+            return None
+        return {
+            "id": str(record.workflow_id),
+            "step": record.workflow_step,
+            "url": self._url_of("workflow-detail", record.workflow_id),
+        }
 
     def get_links(self, record: TaskRecord) -> dict:
         return {

@@ -49,6 +49,8 @@ def test_a_chain_passes_each_result_on_through_its_mapping(api):
     _succeed(_step(body["id"], "first"), {"slept_seconds": 0.5, "steps": 1})
     second = _step(body["id"], "second")
     assert second.input == {"seconds": 0.5, "steps": 2}
+    shown = api.get(f"/api/v1/tasks/{second.pk}/").json()["workflow"]
+    assert shown == {"id": body["id"], "step": "second", "url": body["links"]["self"]}
     assert second.status == TaskStatus.QUEUED
     _succeed(second, {"slept_seconds": 0.5, "steps": 2})
 

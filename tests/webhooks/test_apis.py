@@ -153,6 +153,8 @@ def test_a_submit_takes_a_callback_url_checked_as_endpoints_are(api):
         format="json",
     )
     assert accepted.status_code == 202
+    assert accepted.json()["callback_url"] == "https://client.example.com/done"
+    assert accepted.json()["workflow"] is None
     assert TaskRecord.objects.get(pk=accepted.json()["id"]).callback_url == (
         "https://client.example.com/done"
     )
