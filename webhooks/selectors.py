@@ -46,3 +46,12 @@ def delivery_get_for_user(*, user, delivery_id) -> WebhookDelivery | None:
     if pk is None:
         return None
     return delivery_list_for_user(user=user).prefetch_related("attempt_log").filter(pk=pk).first()
+
+
+def callback_deliveries_for_user(*, user, limit: int) -> list[WebhookDelivery]:
+    """The user's latest deliveries to their tasks' callback URLs, newest first."""
+    return list(
+        WebhookDelivery.objects.filter(event__owner=user, endpoint__isnull=True)
+        .select_related("event")
+        .order_by("-created_at", "-id")[:limit]
+    )

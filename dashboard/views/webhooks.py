@@ -24,6 +24,9 @@ from dashboard.views.pages import back_or, cursor_page
 from webhooks import selectors, services
 from webhooks.models import EndpointStatus, EventType, WebhookEndpoint
 
+# The page lists this many of the latest deliveries to the user's tasks' callbacks.
+LATEST_CALLBACKS = 10
+
 
 class EndpointForm(forms.Form):
     url = forms.CharField(
@@ -89,6 +92,9 @@ def _webhooks_page(
         # At most WEBHOOKS_MAX_ENDPOINTS_PER_USER: one page holds them all.
         "endpoints": selectors.endpoint_list_for_user(user=request.user),
         "callback_secret": services.callback_secret_for(owner=request.user),
+        "callbacks": selectors.callback_deliveries_for_user(
+            user=request.user, limit=LATEST_CALLBACKS
+        ),
     }
     return render(request, "dashboard/webhooks.html", context, status=status)
 

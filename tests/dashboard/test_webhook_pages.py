@@ -266,3 +266,22 @@ def test_the_webhooks_pages_need_sign_in_and_csrf(user):
     assert client.post(f"/webhooks/endpoints/{endpoint.pk}/delete/").status_code == 403
     assert client.post(f"/webhooks/endpoints/{endpoint.pk}/rotate-secret/").status_code == 403
     assert WebhookEndpoint.objects.get().secret == endpoint.secret
+
+
+def test_the_latest_callbacks_are_listed_with_a_link_to_each(browser, user, other_user):
+    assert "None of your tasks was submitted with a" in browser.get("/webhooks/").content.decode()
+    for owner in (user, other_user):
+        record = TaskRecordFactory(
+            owner=owner, status=TaskStatus.QUEUED, callback_url="https://client.example.com/done"
+        )
+        task_claim(task_id=str(record.pk), worker="w1")
+        task_mark_succeeded(task_id=str(record.pk), result=None)
+    events_make_for_finished()
+    mine = WebhookDelivery.objects.get(event__owner=user)
+    theirs = WebhookDelivery.objects.get(event__owner=other_user)
+
+    page = browser.get("/webhooks/").content.decode()
+
+    assert f"/webhooks/deliveries/{mine.pk}/" in page
+    assert f"/webhooks/deliveries/{theirs.pk}/" not in page
+    assert browser.get(f"/webhooks/deliveries/{mine.pk}/").status_code == 200
