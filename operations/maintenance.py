@@ -127,8 +127,9 @@ def task_records_prune(*, now: datetime | None = None) -> dict:
     Never an unfinished task, whatever its age. Never a task with an open dead letter:
     the dead letter is deleted with its task (one-to-one, CASCADE) and staff have not
     decided about it yet; once it is resolved or pruned (TASKS_DEAD_LETTER_RETENTION_DAYS),
-    the task goes too, with its resolved dead letter. Documents survive: their ``task``
-    becomes NULL.
+    the task goes too, with its resolved dead letter. Never a task whose end is still to
+    be announced (``announce_pending``: its webhooks not made yet). Documents survive:
+    their ``task`` becomes NULL.
 
     The finished counters of /metrics do not drop: the records are counted into their
     tally first (operations/tallies.py), and only records finished before its mark go.
@@ -143,6 +144,8 @@ def task_records_prune(*, now: datetime | None = None) -> dict:
         TaskRecord.objects.finished()
         .filter(finished_at__lt=min(cutoff, counted_until))
         .exclude(dead_letter__resolution=DeadLetter.Resolution.OPEN)
+        # Nor one whose end is still to be announced (webhooks): it goes once announced.
+        .exclude(announce_pending=True)
     )
     counts = _delete_in_batches(expired)
     # The maintenance records themselves age out with the tasks they were about.
