@@ -30,8 +30,6 @@ path) nor refuses them, as it would for one user sending thousands a second.
 import argparse
 import http.client
 import json
-import os
-import secrets
 import statistics
 import sys
 import threading
@@ -40,16 +38,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.scratch import scratch_var_dir  # noqa: E402  (needs the path above)
-from bench.web import free_port, percentile, start_relay, start_web, stop_web  # noqa: E402
+from bench.web import (  # noqa: E402  (needs the path above)
+    free_port,
+    percentile,
+    start_relay,
+    start_web,
+    stop_web,
+    web_bench_environment,
+)
 
-scratch_var_dir()
-os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
-# Production defaults (DEBUG off); only the submit rate limit is lifted, to measure the
-# path rather than the limiter.
-os.environ.setdefault("DJANGO_DEBUG", "false")
-os.environ.setdefault("API_SUBMIT_RATE", "100000000/min")
-os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+web_bench_environment()
 
 SLEEP = {"task_type": "diagnostics.sleep", "input": {"seconds": 0}}
 BATCH_SIZE = 1000

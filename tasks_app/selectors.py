@@ -56,6 +56,11 @@ def dead_letter_list() -> QuerySet[DeadLetter]:
     return DeadLetter.objects.select_related("owner").order_by("-created_at", "-id")
 
 
+def dead_letters_open() -> QuerySet[DeadLetter]:
+    """Dead letters staff have neither requeued nor discarded, newest first."""
+    return dead_letter_list().filter(resolution=DeadLetter.Resolution.OPEN)
+
+
 def dead_letter_get(*, dead_letter_id) -> DeadLetter | None:
     try:
         pk = uuid.UUID(str(dead_letter_id))

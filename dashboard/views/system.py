@@ -18,7 +18,6 @@ from dashboard.views.pages import back_or
 from operations import health, history
 from operations.broker_census import broker_census
 from tasks_app import dead_letters, selectors
-from tasks_app.models import DeadLetter
 
 RUNNING_SHOWN = 50
 DEAD_LETTERS_SHOWN = 50
@@ -38,7 +37,7 @@ def system(request):
     facts = broker_census(queues=queues)
     report = health.health_evaluate(now=now, facts=facts)
     oldest = selectors.oldest_queued_at(queues=queues)
-    open_letters = selectors.dead_letter_list().filter(resolution=DeadLetter.Resolution.OPEN)
+    open_letters = selectors.dead_letters_open()
     day = history.day_series(now=now)
     context = {
         "nav": "system",
