@@ -128,6 +128,9 @@ OPS_QUEUE_BACKLOG_WARNING = env.int("OPS_QUEUE_BACKLOG_WARNING", default=1000)
 OPS_DEAD_LETTERS_WARNING = env.int("OPS_DEAD_LETTERS_WARNING", default=50)
 # Beat counts as alive (in /api/v1/tasks/health) while it sent a periodic task this recently.
 OPS_BEAT_STALE_SECONDS = env.int("OPS_BEAT_STALE_SECONDS", default=180)
+# Only one beat sends the schedules: the one holding this lease; if it dies, another
+# takes over within this long (operations/beat_leader.py).
+OPS_BEAT_LEASE_SECONDS = env.float("OPS_BEAT_LEASE_SECONDS", default=30.0)
 # Health is degraded when a submitted task has waited this long for the relay to publish it.
 OPS_RELAY_LAG_SECONDS = env.int("OPS_RELAY_LAG_SECONDS", default=30)
 # How long a worker has to answer the health ping.

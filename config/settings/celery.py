@@ -81,7 +81,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 # Schedules live in the database, editable in admin; operations/schedules.py defines them
 # and `manage.py migrate` installs the missing ones (migration operations/0002).
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Only the beat holding the lease sends them: two beats by mistake send nothing twice
+# (operations/beat_leader.py).
+CELERY_BEAT_SCHEDULER = "operations.beat_leader:LeaderScheduler"
 # Celery's consumer, made to survive a Redis restart while it holds messages (config/worker.py).
 CELERY_WORKER_CONSUMER = "config.worker:Consumer"
 # Beat saves each periodic task's last run at once: health reads it as beat's heartbeat.

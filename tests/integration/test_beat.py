@@ -18,6 +18,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from operations.models import MaintenanceRun
 from tests.integration.conftest import BASE_DIR, _test_database_url
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +31,15 @@ TEST_EXPIRE_SECONDS = 3
 class BeatProcess:
     """A `celery beat` child process with the database scheduler, its output in a log file."""
 
-    def __init__(self, *, folder: Path):
-        self.log_path = folder / "beat.log"
+    def __init__(self, *, folder: Path, name: str = "beat"):
+        self.log_path = folder / f"{name}.log"
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": _test_database_url(),
         }
         command = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
-        command += ["-s", str(folder / "beat-schedule"), "--max-interval", "1"]
-        command += ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+        command += ["-s", str(folder / f"{name}-schedule"), "--max-interval", "1"]
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             command, cwd=BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
@@ -64,8 +64,8 @@ def start_beat(transactional_db, celery_worker, tmp_path, request):
     """Start beat with ``start_beat()``; stopped by its pid before the database is flushed."""
     started: list[BeatProcess] = []
 
-    def start() -> BeatProcess:
-        started.append(BeatProcess(folder=tmp_path))
+    def start(name: str = "beat") -> BeatProcess:
+        started.append(BeatProcess(folder=tmp_path, name=name))
         return started[-1]
 
     yield start
@@ -124,3 +124,37 @@ def test_a_message_under_a_renamed_tasks_old_name_is_run_by_the_worker(
         assert time.monotonic() < deadline, f"no {job} run within {FIRE_SECONDS} s"
         time.sleep(0.2)
     assert f"unregistered task of type '{old_name}'" not in celery_worker.log()
+
+
+def test_of_two_beats_one_sends_and_the_other_takes_over_when_it_dies(start_beat, monkeypatch):
+    """Two beats started by mistake send each run once: only the lease's holder sends.
+    Killed, it stops holding the lease within OPS_BEAT_LEASE_SECONDS, and the other sends."""
+    monkeypatch.setenv("OPS_BEAT_LEASE_SECONDS", "3")  # the beats' own settings read it
+    every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.all().delete()
+    PeriodicTask.objects.create(
+        name="test-once",
+        task="operations.reconcile_tasks",
+        interval=every_second,
+        expire_seconds=TEST_EXPIRE_SECONDS,
+    )
+    sent = "Sending due task test-once"
+
+    first = start_beat("first")
+    wait_until(lambda: sent in first.log(), timeout=FIRE_SECONDS, what="the first beat to send")
+    second = start_beat("second")
+    wait_until(
+        lambda: "another beat holds the lease" in second.log(),
+        timeout=FIRE_SECONDS,
+        what="the second beat to wait",
+    )
+    time.sleep(4)
+    assert first.log().count(sent) >= 3
+    assert sent not in second.log()
+
+    first.process.kill()  # SIGKILL: its lease is never released, it runs out
+    killed_at = time.monotonic()
+    wait_until(lambda: sent in second.log(), timeout=FIRE_SECONDS, what="the second to send")
+    took_over_in = time.monotonic() - killed_at
+    assert took_over_in < 3 + 3, took_over_in  # the lease, and a second's wait or two
+    assert "holds the lease" in second.log()
