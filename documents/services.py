@@ -112,10 +112,11 @@ def document_delete(*, document: Document) -> None:
         except TaskNotCancellable:
             pass  # finished already: nothing to stop
     file_names = [name for name in (document.source_file.name, document.text_file.name) if name]
+    document_id = document.pk  # delete() sets it to None
     with transaction.atomic():
         document.delete()
         transaction.on_commit(partial(_delete_files, file_names))
-    logger.info("document deleted id=%s", document.pk)
+    logger.info("document deleted id=%s", document_id)
 
 
 def document_follow_task(record: TaskRecord) -> None:

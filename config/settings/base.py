@@ -5,6 +5,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.storage import s3_storages
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -100,6 +102,23 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = VAR_DIR / "media"
+
+# Stored files (uploads, extracted text) go through Django's storage API: under MEDIA_ROOT
+# by default, or with a bucket to S3-compatible object storage (django-storages), which
+# web and workers on different hosts share. Credentials come from boto3's own environment
+# (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or the host's role, never from these.
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+STORAGE_S3_BUCKET = env.str("STORAGE_S3_BUCKET", default="")
+STORAGE_S3_ENDPOINT_URL = env.str("STORAGE_S3_ENDPOINT_URL", default="")  # MinIO, Ceph…
+STORAGE_S3_REGION = env.str("STORAGE_S3_REGION", default="")
+STORAGE_S3_PREFIX = env.str("STORAGE_S3_PREFIX", default="")
+if STORAGE_S3_BUCKET:
+    STORAGES = s3_storages(
+        bucket=STORAGE_S3_BUCKET,
+        endpoint_url=STORAGE_S3_ENDPOINT_URL,
+        region=STORAGE_S3_REGION,
+        prefix=STORAGE_S3_PREFIX,
+    )
 
 # --- HTTPS and error reports ------------------------------------------------------------
 
