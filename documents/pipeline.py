@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from documents.file_store import file_store_errors
 from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.processing import DocumentError, Page
 from documents.processing.chunking import Chunker, word_count
@@ -134,7 +135,7 @@ def _local_source(document: Document, workdir: Path) -> Path:
         return Path(default_storage.path(document.source_file.name))
     except NotImplementedError:  # remote storage (S3 and the like): copy it here first
         local = workdir / "source"
-        with default_storage.open(document.source_file.name, "rb") as remote:
+        with file_store_errors(), default_storage.open(document.source_file.name, "rb") as remote:
             with local.open("wb") as out:
                 shutil.copyfileobj(remote, out)
         return local
@@ -206,7 +207,7 @@ def _extract(document: Document, source: Path, workdir: Path, context: TaskConte
 def _store(document: Document, workdir: Path, extraction: Extraction, context: TaskContext):
     context.report_progress(extraction.pages, extraction.pages, "storing text and chunks")
     # A new name per run: readers keep the old text until the switch below commits.
-    with (workdir / "text.txt").open("rb") as text_in:
+    with file_store_errors(), (workdir / "text.txt").open("rb") as text_in:
         text_name = default_storage.save(
             f"documents/{document.pk}/text-{context.task_id}.txt", File(text_in)
         )

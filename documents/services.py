@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils.text import get_valid_filename
 
 from documents.errors import DocumentBusy
+from documents.file_store import file_store_errors
 from documents.models import Document, DocumentChunk, DocumentStatus
 from documents.processing import EmptyDocument
 from documents.processing.detect import detect_kind
@@ -58,14 +59,15 @@ def document_upload(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> 
     """Store an uploaded file under its document's id and queue its processing.
 
     Raises ``EmptyDocument`` or ``UnsupportedDocument`` (sniffed from the bytes) before
-    anything is stored.
+    anything is stored, and ``FileStoreUnavailable`` when the file store cannot take it.
     """
     if not uploaded_file.size:
         raise EmptyDocument("The file is empty.")
     filename = sanitize_filename(uploaded_file.name or "")
     kind = detect_kind(uploaded_file, filename=filename)
     document = Document(owner=owner, filename=filename, kind=kind, size=uploaded_file.size)
-    document.source_file.save(document.filename, uploaded_file, save=False)
+    with file_store_errors():  # the store down: a 503 that says so, not a 500
+        document.source_file.save(document.filename, uploaded_file, save=False)
     try:
         with transaction.atomic():
             document.save()

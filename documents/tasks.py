@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from documents.file_store import FileStoreUnavailable
 from documents.pipeline import document_process
 from documents.processing import TransientFetchError
 from documents.services import PROCESS_TASK_TYPE, document_follow_task
@@ -19,8 +20,11 @@ class ProcessInput(serializers.Serializer):
     queue="default",
     soft_time_limit=900,
     time_limit=960,
-    # Only a web server that did not answer is worth another try; a bad file is not.
-    retry=RetryPolicy(retry_on=(TransientFetchError,), max_retries=3, backoff_seconds=5),
+    # Only a web server or the file store that did not answer is worth another try; a bad
+    # file is not.
+    retry=RetryPolicy(
+        retry_on=(TransientFetchError, FileStoreUnavailable), max_retries=3, backoff_seconds=5
+    ),
     public=False,
     on_finished=document_follow_task,
 )

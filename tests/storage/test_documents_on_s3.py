@@ -6,12 +6,17 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from config.storage import s3_storages
+from documents.file_store import FileStoreUnavailable
 from documents.models import Document, DocumentStatus
 from documents.pipeline import document_process
 from documents.services import document_delete, document_reprocess
 from operations import maintenance
+from tasks_app.models import TaskRecord
+from tasks_app.task_types import get_task_type
 from tests.documents import samples
 from tests.documents.steps import claim, scratch_folders, upload
 
@@ -73,3 +78,48 @@ def test_the_orphan_cleanup_lists_and_deletes_in_the_bucket(user, s3_server, s3_
     assert counts["orphan_folders_removed"] == 1
     assert s3_server.keys(s3_bucket) == [kept.source_file.name]
     assert orphan_key not in s3_server.keys(s3_bucket)
+
+
+@pytest.fixture
+def store_down(s3_server, settings) -> None:
+    """The service's storage pointed at an address where nothing answers, failing fast."""
+    from tests.storage.s3 import _free_port
+
+    down = s3_storages(
+        bucket="unreachable",
+        endpoint_url=f"http://127.0.0.1:{_free_port()}",
+        region="us-east-1",
+        connect_timeout=0.5,
+        attempts=1,
+    )
+    settings.STORAGES = down
+
+
+def test_an_upload_while_the_store_is_down_is_a_503_that_says_so(api, store_down):
+    response = api.post(
+        "/api/v1/documents/",
+        {"file": SimpleUploadedFile("notes.txt", b"some words here")},
+        format="multipart",
+    )
+    assert response.status_code == 503
+    assert "file store could not be reached" in response.json()["detail"]
+    assert not Document.objects.exists() and not TaskRecord.objects.exists()
+
+
+def test_a_run_while_the_store_is_down_is_retried_not_failed(user, s3_bucket, settings):
+    document = upload(user, "notes.txt", b"some words here")
+    context = claim(document)
+    down = s3_storages(
+        bucket="unreachable",
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        connect_timeout=0.5,
+        attempts=1,
+    )
+    settings.STORAGES = down
+
+    with pytest.raises(FileStoreUnavailable) as raised:
+        document_process(document_id=str(document.pk), context=context)
+
+    assert get_task_type("documents.process").retry.should_retry(raised.value, retries_done=0)
+    assert scratch_folders(document.pk) == []
