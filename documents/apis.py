@@ -144,6 +144,11 @@ class DocumentCollectionApi(APIView):
                 ErrorSerializer,
                 description="Not a format the service reads, or a media type it does not take.",
             ),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description="The file store (object storage) could not take the file right "
+                "now; nothing was stored. Try again.",
+            ),
         },
     )
     def post(self, request):
