@@ -66,7 +66,16 @@ def test_a_finished_task_reaches_its_endpoint_and_its_callback_signed(
         assert event["data"]["id"] == task_id
         assert event["data"]["progress"]["current"] == 2
 
-    log = live.get(endpoint["links"]["deliveries"]).json()["results"]
+    # The receiver has the request before the sender has its answer and logs the attempt.
+    log = wait_until(
+        lambda: [
+            delivery
+            for delivery in live.get(endpoint["links"]["deliveries"]).json()["results"]
+            if delivery["status"] != "pending"
+        ],
+        timeout=30,
+        what="the attempt logged",
+    )
     assert [(d["status"], d["last_status_code"]) for d in log] == [("succeeded", 200)]
     assert json.loads(live.get(log[0]["links"]["detail"]).json()["payload"]) == endpoint_event
 
