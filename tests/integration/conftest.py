@@ -188,19 +188,24 @@ class WebhooksProcess(RelayProcess):
     ready_line = "webhooks sender started"
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((address, 0))
         return probe.getsockname()[1]
+
+
+def procfile_line(process: str) -> str:
+    """The Procfile's command for ``process``, as the shell reads it (``exec …``)."""
+    for line in (BASE_DIR / "Procfile").read_text().splitlines():
+        if line.startswith(f"{process}:"):
+            return line.partition(":")[2].strip()
+    raise LookupError(f"no {process} in the Procfile")
 
 
 def procfile_command(process: str) -> list[str]:
     """The Procfile's command for ``process``, as arguments (without the shell's ``exec``)."""
-    for line in (BASE_DIR / "Procfile").read_text().splitlines():
-        if line.startswith(f"{process}:"):
-            arguments = shlex.split(line.partition(":")[2])
-            return arguments[1:] if arguments[0] == "exec" else arguments
-    raise LookupError(f"no {process} in the Procfile")
+    arguments = shlex.split(procfile_line(process))
+    return arguments[1:] if arguments[0] == "exec" else arguments
 
 
 class WebProcess:

@@ -17,9 +17,9 @@ CREDENTIALS = {
 }
 
 
-def _free_port() -> int:
+def _free_port(address: str) -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((address, 0))
         return probe.getsockname()[1]
 
 
@@ -29,11 +29,12 @@ class S3Server:
     server: ThreadedMotoServer
 
     @classmethod
-    def start(cls) -> "S3Server":
-        port = _free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    def start(cls, address: str = "127.0.0.1") -> "S3Server":
+        """A server listening on ``address`` (loopback unless a test's hosts need another)."""
+        port = _free_port(address)
+        server = ThreadedMotoServer(ip_address=address, port=port, verbose=False)
         server.start()
-        return cls(endpoint_url=f"http://127.0.0.1:{port}", server=server)
+        return cls(endpoint_url=f"http://{address}:{port}", server=server)
 
     def stop(self) -> None:
         self.server.stop()
