@@ -5,6 +5,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.database import dead_client_options
 from config.storage import s3_storages
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -154,6 +155,15 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable database fails fast (readiness answers 503) instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # A host that vanishes (powered off, cut off) inside a transaction keeps its locks until
+    # the server finds it gone: by the kernel's TCP keepalive defaults, after more than two
+    # hours, while reconciliation waits for the lock to requeue the dead worker's task.
+    _dead_client = env.int("DJANGO_DB_DEAD_CLIENT_SECONDS", default=30)
+    if _dead_client > 0:
+        _options = DATABASES["default"]["OPTIONS"]
+        _options["options"] = " ".join(
+            filter(None, [_options.get("options"), dead_client_options(_dead_client)])
+        )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the worker write to one SQLite file at once: WAL lets readers
     # go on during a write, IMMEDIATE transactions take the write lock up front (no

@@ -25,10 +25,12 @@ WEB_PORT = 8000
 # The settings a deployment may change that the test does change, each documented in
 # docs/configuration.md. One user submits everything here, so the per-user limits of
 # docs/fair-use.md are raised ("Production settings": the limits, if the defaults do not
-# suit your users); lost workers are found within seconds instead of minutes.
+# suit your users); lost workers, and the locks of a host gone mid-transaction, are found
+# within seconds instead of minutes.
 TEST_TUNINGS = {
     "API_SUBMIT_RATE": "100000/min",
     "TASKS_MAX_RUNNING_PER_USER": "1000",
+    "DJANGO_DB_DEAD_CLIENT_SECONDS": "10",
     **FAST_TIMINGS,
 }
 READY_LINES = {
