@@ -37,12 +37,13 @@ def _where_it_runs():
         settings.CELERY_BROKER_URL.startswith("redis://")
     ):
         pytest.skip(
-            "the multi-host test runs in the PostgreSQL + Redis configuration only "
-            "(DATABASE_URL=postgres://…, CELERY_BROKER_URL=redis://…): it starts its own"
+            "the multi-host tests run in the PostgreSQL + Redis configuration only "
+            "(DATABASE_URL=postgres://…, CELERY_BROKER_URL=redis://…); they start a "
+            "PostgreSQL, Redis and S3 of their own, so one configuration is enough"
         )
     reason = namespaces_unavailable() or postgres_unavailable()
     if reason:
-        pytest.skip(f"the multi-host test {reason}")
+        pytest.skip(f"the multi-host tests {reason}")
 
 
 @pytest.fixture(scope="module")

@@ -31,10 +31,10 @@ def _ip_output(*arguments: str) -> str:
 def namespaces_unavailable() -> str:
     """Why this machine cannot give a test its own network namespaces; empty if it can."""
     if os.geteuid() != 0:
-        return "needs root, to create network namespaces (ip netns) and veth pairs"
+        return "need root, to create network namespaces (ip netns) and veth pairs"
     for program in ("ip", "unshare", "hostname"):
         if shutil.which(program) is None:
-            return f"needs the {program!r} program (iproute2, util-linux)"
+            return f"need the {program!r} program (iproute2, util-linux)"
     probe = f"mh{os.getpid()}-probe"
     try:
         _ip("netns", "add", probe)

@@ -29,11 +29,11 @@ SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 def postgres_unavailable() -> str:
     """Why a private PostgreSQL cluster cannot be started here; empty if it can."""
     if not (POSTGRES_BIN / "initdb").exists():
-        return f"needs PostgreSQL 15's server programs in {POSTGRES_BIN}"
+        return f"need PostgreSQL 15's server programs in {POSTGRES_BIN}"
     if subprocess.run(["id", POSTGRES_USER], capture_output=True).returncode:
-        return f"needs the OS user {POSTGRES_USER!r} to run PostgreSQL as"
+        return f"need the OS user {POSTGRES_USER!r} to run PostgreSQL as"
     if shutil.which("redis-server") is None:
-        return "needs redis-server"
+        return "need redis-server"
     return ""
 
 
