@@ -17,7 +17,7 @@ CREDENTIALS = {
 }
 
 
-def _free_port(address: str) -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((address, 0))
         return probe.getsockname()[1]

@@ -84,7 +84,7 @@ class Deployment:
             env=self.environment(host),
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=120,
         )
         assert done.returncode == 0, f"{shell_command} on {host_name}:\n{done.stdout}{done.stderr}"
         return done.stdout
