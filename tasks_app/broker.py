@@ -6,8 +6,10 @@ cannot hang the caller (a health check, a metrics scrape, reconciliation).
 """
 
 import logging
+import math
 
 from celery import current_app
+from django.conf import settings
 from kombu import Connection
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
@@ -25,8 +27,15 @@ def broker_connection(*, timeout: float = BROKER_TIMEOUT) -> Connection:
     # Celery's broker_connection_timeout (4 s) wins over a connect_timeout argument, and
     # Redis ignores both: its socket options bound a connect to an unreachable host, and a
     # read from a broker that accepts connections but never answers (that one hangs forever).
+    # RabbitMQ's client (py-amqp) takes its own three; each transport ignores the other's.
     return current_app.connection_for_read(
-        transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout}
+        transport_options={
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+            "connect_timeout": timeout,
+            "read_timeout": timeout,
+            "write_timeout": timeout,
+        }
     )
 
 
@@ -64,8 +73,26 @@ def broker_queue_size(queue: str) -> int | None:
 
 
 def _messages_waiting(connection: Connection, queue: str) -> int:
-    try:
-        declared = connection.default_channel.queue_declare(queue=queue, passive=True)
-    except ChannelError:
-        return 0  # Redis deletes an empty queue's key: no queue, no messages
+    # A channel per question: RabbitMQ closes the channel that asked about a missing queue.
+    with connection.channel() as channel:
+        try:
+            declared = channel.queue_declare(queue=queue, passive=True)
+        except ChannelError:
+            return 0  # Redis deletes an empty queue's key: no queue, no messages
     return declared.message_count
+
+
+def broker_is_rabbitmq_with_quorum_queues() -> bool:
+    return (
+        settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES)
+        and settings.RABBITMQ_QUEUE_TYPE == "quorum"
+    )
+
+
+def broker_retry_delay(seconds: float) -> float:
+    """The delay a retry's message gets for ``seconds`` asked: the same, except on RabbitMQ's
+    quorum queues, where RabbitMQ itself holds the message (Celery's native delayed delivery)
+    in steps of whole seconds and refuses a delay under one: rounded up to whole seconds."""
+    if broker_is_rabbitmq_with_quorum_queues():
+        return float(max(1, math.ceil(seconds)))
+    return seconds

@@ -10,19 +10,25 @@ it publishes, so two publishers never send the same commit twice.
 import logging
 from datetime import datetime
 
+from amqp.exceptions import MessageNacked
 from celery import current_app
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app.asynchronous_commit import without_waiting_for_disk
+from tasks_app.broker import broker_is_rabbitmq_with_quorum_queues
 from tasks_app.models import TaskRecord, TaskStatus
 
 logger = logging.getLogger(__name__)
 
 # The PostgreSQL channel the relay listens on.
 OUTBOX_CHANNEL = "tasks_outbox"
+# What a publish the broker did not take raises: unreachable, a Redis pipeline that failed,
+# or a RabbitMQ that refused the message (a negative publisher confirm).
+PUBLISH_FAILED = (BrokerError, BatchPublishError, MessageNacked)
 # Broker commands one pipelined publish buffers before it sends them: more than a relay
 # pass's messages need (a message takes one command, a few more with per-queue expiry).
 PUBLISH_BATCH_MAX_COMMANDS = 10_000
@@ -99,7 +105,7 @@ def _publish_rows(rows: list[tuple]) -> list:
                 for task_id, task_type, queue, priority in rows:
                     _publish(task_id, task_type, queue, priority, producer=producer)
                     published.append(task_id)
-    except (BrokerError, BatchPublishError):
+    except PUBLISH_FAILED:
         if pipelined:
             published = []
         logger.warning(
@@ -127,7 +133,7 @@ def task_dispatch(*, task_id, statuses=(TaskStatus.QUEUED,)) -> bool:
         return False
     try:
         _publish(record.pk, record.task_type, record.queue, record.priority)
-    except BrokerError:
+    except PUBLISH_FAILED:
         logger.warning(
             "task dispatch failed, broker unreachable id=%s type=%s",
             record.pk,
@@ -145,7 +151,23 @@ def _publish(task_id, task_type: str, queue: str, priority: int, producer=None) 
         args=[str(task_id)],
         task_id=str(task_id),
         queue=queue,
-        # Brokers serve priority 0 first; our API says 9 is the most urgent.
-        priority=9 - priority,
+        priority=broker_priority(priority),
         producer=producer,
     )
+
+
+# RabbitMQ 4's quorum queues have two levels: a message whose priority is above 4 is "high"
+# (served about twice as often as "normal"); RabbitMQ 3 quorum queues ignore priorities.
+QUORUM_HIGH, QUORUM_NORMAL = 5, 0
+DEFAULT_PRIORITY = 5  # a task type's, unless it says otherwise
+
+
+def broker_priority(priority: int) -> int:
+    """Our priority (0 lowest to 9 most urgent) as the configured broker reads it."""
+    if broker_is_rabbitmq_with_quorum_queues():
+        # Only tasks raised above the default go ahead: most run at the default.
+        return QUORUM_HIGH if priority > DEFAULT_PRIORITY else QUORUM_NORMAL
+    if settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES):
+        return priority  # classic queues with x-max-priority 9 serve the highest first
+    # Redis (priority_steps) serves 0 first; the filesystem broker ignores priorities.
+    return 9 - priority

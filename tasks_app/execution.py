@@ -22,6 +22,7 @@ from django.db import DatabaseError, transaction
 from django_celery_results.models import TaskResult
 
 from tasks_app import selectors, transitions
+from tasks_app.broker import broker_retry_delay
 from tasks_app.errors import TaskCancelled
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.task_types import TaskType
@@ -171,14 +172,16 @@ def execute_task_record(*, task_type: TaskType, task_id: str, celery_task: Task)
             "attempt": attempt,
         }
         if task_type.retry.should_retry(error, retries_done=retries_done):
-            countdown = task_type.retry.countdown(retries_done=retries_done)
+            countdown = broker_retry_delay(task_type.retry.countdown(retries_done=retries_done))
             # Marked retrying before the retry message exists, so its delivery can claim.
             if not transitions.task_mark_retrying(
                 task_id=task_id, countdown=countdown, **error_fields
             ):
                 _store_revoked(celery_task, task_id)
             logger.warning("task will retry in %ss %s: %s", countdown, log_context, error)
-            raise celery_task.retry(exc=error, countdown=countdown) from error
+            # The record's queue, named: without it, a countdown on RabbitMQ's quorum queues
+            # (native delayed delivery) routes the retry to the default queue.
+            raise celery_task.retry(exc=error, countdown=countdown, queue=record.queue) from error
         transitions.task_mark_failed(task_id=task_id, **error_fields)
         logger.warning("task failed %s: %s", log_context, error)
         raise

@@ -2,12 +2,25 @@
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
+
+from config.settings.apps import TASKS_QUEUES, TASKS_SHIPPED_QUEUES
 from config.settings.base import TIME_ZONE, VAR_DIR, env
+
+RABBITMQ_URL_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 # --- Celery -----------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
+# RabbitMQ only: quorum queues are replicated and fsync what they confirm; classic queues
+# offer 10 priority levels instead (docs/deployment.md#rabbitmq).
+RABBITMQ_QUEUE_TYPE = env.str("RABBITMQ_QUEUE_TYPE", default="quorum")
+if RABBITMQ_QUEUE_TYPE not in ("quorum", "classic"):
+    raise ImproperlyConfigured(
+        f"RABBITMQ_QUEUE_TYPE is {RABBITMQ_QUEUE_TYPE!r}: use 'quorum' or 'classic'."
+    )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The filesystem transport needs its folders to exist; messages in and out share one
     # folder so that this process and the worker see the same queue.
@@ -25,6 +38,35 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # listing of a local folder costs microseconds, and it bounds how long a task waits.
         "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.1),
     }
+elif CELERY_BROKER_URL.startswith(RABBITMQ_URL_SCHEMES):
+    # Every queue is durable and declared the same way by every process (a queue declared
+    # once keeps its type: RabbitMQ refuses to declare it again otherwise).
+    # A publish returns once RabbitMQ has the message (on a quorum queue: on disk on a
+    # majority of its replicas), so the relay marks a record dispatched only then.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    if RABBITMQ_QUEUE_TYPE == "quorum":
+        _queue_arguments = {"x-queue-type": "quorum"}
+        # Queues outside the list below (a test's private queue) are declared alike.
+        CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+        CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"
+        # Quorum queues ignore a global prefetch limit: Celery sees them and sets one per
+        # consumer (a worker may then hold prefetch x concurrency messages per queue); and
+        # a retry's countdown waits in RabbitMQ's delay queues, not in a worker's memory
+        # ("native delayed delivery", which needs topic exchanges: below).
+        CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+        CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
+    else:
+        # Our priorities are 0-9, sent as they are: RabbitMQ serves the highest first.
+        _queue_arguments = {"x-max-priority": 9}
+        CELERY_TASK_QUEUE_MAX_PRIORITY = 9
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_QUEUES = [
+        Queue(
+            name, Exchange(name, type="topic"), routing_key=name, queue_arguments=_queue_arguments
+        )
+        for name in dict.fromkeys([*TASKS_SHIPPED_QUEUES, *TASKS_QUEUES])
+    ]
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Redis redelivers an unacknowledged (acks_late) message after this many seconds.
