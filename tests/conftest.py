@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from celery import current_app
+from kombu.exceptions import ChannelError
 from rest_framework.test import APIClient
 
 from tasks_app import task_types
@@ -58,5 +59,18 @@ def unread_queue(monkeypatch) -> str:
     sleep = task_types.get_task_type("diagnostics.sleep")
     monkeypatch.setitem(task_types._task_types, sleep.name, dataclasses.replace(sleep, queue=queue))
     yield queue
-    with current_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(queue)
+    broker_queue_discard(queue)
+
+
+def broker_queue_discard(name: str) -> None:
+    """Drop the messages of a test's own queue, which may never have been declared."""
+    with current_app.connection_for_write() as connection, connection.channel() as channel:
+        if connection.transport.driver_type == "amqp":
+            # RabbitMQ keeps a declared queue, emptied or not, and refuses to purge one that
+            # was never declared; deleting it does both, and leaves no queue per test behind.
+            channel.queue_delete(name)
+            return
+        try:
+            channel.queue_purge(name)
+        except ChannelError:
+            pass  # never declared: nothing to purge

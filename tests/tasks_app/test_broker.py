@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 from celery import current_app
-from kombu.exceptions import ChannelError
 
 from tasks_app.broker import (
     BROKER_TIMEOUT,
@@ -16,6 +15,7 @@ from tasks_app.broker import (
     broker_queue_size,
     broker_queue_sizes,
 )
+from tests.conftest import broker_queue_discard
 
 
 @pytest.fixture
@@ -32,24 +32,29 @@ def queue_with_messages():
         return name
 
     yield make
-    with current_app.connection_for_write() as connection:
-        for name in made:
-            try:
-                connection.default_channel.queue_purge(name)
-            except ChannelError:
-                pass  # never declared: nothing to purge
+    for name in made:
+        broker_queue_discard(name)
 
 
-@pytest.fixture(params=["refusing", "silent"])
+@pytest.fixture(
+    params=[
+        ("redis", "refusing"),
+        ("redis", "silent"),
+        ("amqp", "refusing"),
+        ("amqp", "silent"),
+    ],
+    ids="-".join,
+)
 def unreachable_broker(request):
-    """The broker read from is a Redis URL where nothing answers: the port refuses
-    connections, or it accepts them (the kernel does, on a listening socket) and never
-    answers a command."""
+    """The broker read from is a Redis or RabbitMQ URL where nothing answers: the port
+    refuses connections, or it accepts them (the kernel does, on a listening socket) and
+    never answers a command."""
+    scheme, behaviour = request.param
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        port = 1 if request.param == "refusing" else silent.getsockname()[1]
-        current_app.conf.broker_read_url = f"redis://127.0.0.1:{port}/0"
+        port = 1 if behaviour == "refusing" else silent.getsockname()[1]
+        current_app.conf.broker_read_url = f"{scheme}://127.0.0.1:{port}/"
         yield
         current_app.conf.broker_read_url = None
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from tasks_app import recovery
 from tasks_app.broker import broker_queue_size
 from tasks_app.models import DeadLetter, TaskStatus
+from tests.conftest import broker_queue_discard
 from tests.factories import TaskRecordFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,11 +21,7 @@ def private_queue():
     """A queue name no worker listens on, emptied afterwards."""
     name = f"test-{uuid.uuid4().hex[:8]}"
     yield name
-    with current_app.connection_for_write() as connection:
-        try:
-            connection.default_channel.queue_purge(name)
-        except Exception:
-            pass  # never declared: nothing to purge
+    broker_queue_discard(name)
 
 
 def ago(seconds: float):

@@ -4,9 +4,11 @@ import threading
 
 import pytest
 import redis
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app import dispatch, services
@@ -15,6 +17,7 @@ from tasks_app.errors import ActiveTaskLimitReached
 from tasks_app.models import TaskRecord, TaskStatus
 from tasks_app.relay import Relay
 from tasks_app.task_types import get_task_type
+from tests.conftest import broker_queue_discard
 from tests.factories import TaskRecordFactory
 from tests.waiting import wait_until
 
@@ -230,3 +233,41 @@ def test_a_pass_marks_what_it_published_without_waiting_for_the_disk(user, unrea
         assert cursor.fetchone() == ("on",)  # the pass's own transaction only
     assert all(TaskRecord.objects.get(pk=record.pk).dispatched_at is not None for record in records)
     assert broker_queue_size(unread_queue) == 3
+
+
+@pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES),
+    reason="RabbitMQ's publisher confirms",
+)
+def test_a_publish_rabbitmq_refuses_is_not_counted_and_waits_for_the_next_pass(user, unread_queue):
+    # A queue that is full after a message and refuses more: RabbitMQ answers a publish to
+    # it with a negative confirm, as when a queue's replicas cannot take a message. (A
+    # quorum queue finds itself full a message late: it may take two.)
+    full_after_one = Queue(
+        unread_queue,
+        Exchange(unread_queue, type="topic"),
+        routing_key=unread_queue,
+        queue_arguments={
+            **settings.CELERY_TASK_QUEUES[0].queue_arguments,
+            "x-max-length": 1,
+            "x-overflow": "reject-publish",
+        },
+    )
+    current_app.amqp.queues.add(full_after_one)
+    try:
+        records = [submit(user) for _ in range(3)]
+
+        taken = dispatch.tasks_publish_pending(limit=10)
+
+        assert 1 <= taken < 3
+        assert TaskRecord.objects.outbox().count() == 3 - taken  # refused: unmarked, not lost
+        assert broker_queue_size(unread_queue) == taken
+    finally:
+        current_app.amqp.queues.pop(unread_queue, None)
+    broker_queue_discard(unread_queue)  # declared again, without the limit, by the next pass
+
+    assert dispatch.tasks_publish_pending(limit=10) == 3 - taken
+    assert broker_queue_size(unread_queue) == 3 - taken
+    assert not TaskRecord.objects.filter(
+        pk__in=[r.pk for r in records], dispatched_at__isnull=True
+    ).exists()
