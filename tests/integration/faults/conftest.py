@@ -1,8 +1,9 @@
-"""Fault injection: real workers, relay, beat and a Redis of the test's own, which the tests kill.
+"""Fault injection: real workers, relay, beat and a broker of the test's own, which the tests kill.
 
-Only on PostgreSQL + Redis, where the delivery promises of issue #4 apply; elsewhere every
-test here is skipped. Each test gets a private ``redis-server`` on a free port, so killing
-or restarting it touches nothing else on the machine. For the length of the test the test
+Only on PostgreSQL with Redis or RabbitMQ, where the delivery promises of issue #4 apply;
+elsewhere every test here is skipped. Each test gets a private broker of the configured
+kind: a ``redis-server`` on a free port, or a RabbitMQ node of its own (rabbitmq.py), so
+killing or restarting it touches nothing else on the machine. For the length of the test the test
 process publishes to it, and the workers and beat started here consume from it, with
 heartbeat and reconciliation timings of seconds instead of minutes.
 
@@ -30,6 +31,7 @@ from config.celery import app as celery_app
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.integration.conftest import _test_database_url
+from tests.integration.faults.rabbitmq import BrokerCable, RabbitMQNode, rabbitmq_missing
 from tests.integration.processes import child_pids, is_alive
 from tests.waiting import wait_until
 
@@ -56,13 +58,19 @@ REDISPATCH_AFTER = float(FAST_TIMINGS["TASKS_REDISPATCH_AFTER_SECONDS"])
 REDIS_RESTART_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute"
 
 
+def on_rabbitmq() -> bool:
+    return settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _postgres_and_redis_only():
+def _postgres_and_a_server_broker_only():
     # Session scope and autouse, so the skip comes before any other fixture starts anything.
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("fault tests need PostgreSQL (set DATABASE_URL)")
-    if not settings.CELERY_BROKER_URL.startswith("redis://"):
-        pytest.skip("fault tests need Redis (set CELERY_BROKER_URL)")
+    if not (settings.CELERY_BROKER_URL.startswith("redis://") or on_rabbitmq()):
+        pytest.skip("fault tests need Redis or RabbitMQ (set CELERY_BROKER_URL)")
+    if on_rabbitmq() and rabbitmq_missing():
+        pytest.skip(f"fault tests on RabbitMQ start a node of their own: {rabbitmq_missing()}")
 
 
 # --- Processes -----------------------------------------------------------------------------
@@ -219,6 +227,8 @@ class RedisServer:
             self.process.stop()  # closes its log
             self.process = None
 
+    stop = kill
+
     def _answers(self) -> bool:
         try:
             return self.client().ping()
@@ -243,8 +253,9 @@ def _publish_to(url: str) -> None:
 
 @pytest.fixture
 def broker(tmp_path, monkeypatch):
-    """A private Redis that this test's processes, and the test itself, publish to."""
-    server = RedisServer(log_dir=tmp_path)
+    """A private broker of the configured kind (a Redis, or a RabbitMQ node) that this
+    test's processes, and the test itself, publish to."""
+    server = RabbitMQNode(log_dir=tmp_path) if on_rabbitmq() else RedisServer(log_dir=tmp_path)
     server.start()
     # Celery prefers CELERY_BROKER_URL from the environment to its own setting: set both.
     monkeypatch.setenv("CELERY_BROKER_URL", server.url)
@@ -258,7 +269,7 @@ def broker(tmp_path, monkeypatch):
             pool.force_close_all()
     monkeypatch.undo()
     _publish_to(settings.CELERY_BROKER_URL)
-    server.kill()
+    server.stop()
 
 
 # --- Workers and beat --------------------------------------------------------------------
@@ -267,7 +278,7 @@ def broker(tmp_path, monkeypatch):
 class Fleet:
     """Workers and beat started by a test against its private broker and the test database."""
 
-    def __init__(self, *, broker: RedisServer, log_dir: Path):
+    def __init__(self, *, broker: RedisServer | RabbitMQNode | BrokerCable, log_dir: Path):
         self.log_dir = log_dir
         self.processes: list[ServiceProcess] = []
         self.workers: list[ServiceProcess] = []  # those not killed on purpose
@@ -321,8 +332,10 @@ class Fleet:
     def start_beat(self) -> ServiceProcess:
         """Install the service's schedules, reconciling every second, and start beat on them."""
         # Beat's database scheduler runs the rows that bin/serve installs the same way.
+        # With --reset: the rows migrate installed (every 60 s) are still there when this is
+        # the run's first test on a fresh database, and would be kept as they are.
         with override_settings(TASKS_RECONCILE_SECONDS=RECONCILE_EVERY):
-            call_command("install_schedules", verbosity=0)
+            call_command("install_schedules", reset=True, verbosity=0)
         command = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
         command += ["-s", str(self.log_dir / "beat-schedule"), "--max-interval", "1"]
         beat = self._start("beat", command)

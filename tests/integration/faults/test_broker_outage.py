@@ -1,4 +1,4 @@
-"""A Redis outage delays tasks, never loses them: the row is the outbox."""
+"""A broker outage delays tasks, never loses them: the row is the outbox."""
 
 import time
 
@@ -12,10 +12,10 @@ pytestmark = pytest.mark.integration
 TASKS = "/api/v1/tasks/"
 
 
-def test_submit_while_redis_is_down_is_accepted_and_runs_after_it_returns(api, broker, fleet):
-    # An idle worker rides out the outage and reconnects by itself. Beat starts once Redis
-    # is back, so that the worker holds no reconcile message when Redis goes away (a worker
-    # that holds one dies instead: see the next test).
+def test_submit_while_the_broker_is_down_is_accepted_and_runs_after_it_returns(api, broker, fleet):
+    # An idle worker rides out the outage and reconnects by itself. Beat starts once the
+    # broker is back, so that the worker holds no reconcile message when it goes away (on
+    # Redis, a worker that holds one died instead: see the next test).
     worker = fleet.start_worker()
     broker.kill()
 
@@ -34,7 +34,7 @@ def test_submit_while_redis_is_down_is_accepted_and_runs_after_it_returns(api, b
     record = TaskRecord.objects.get(pk=task["id"])  # committed, not only in the request
     assert (record.status, record.dispatched_at) == ("queued", None)
 
-    broker.start()  # same port, empty: nothing of the outage survives in it
+    broker.start()  # same port; Redis comes back empty, RabbitMQ with what it confirmed
     fleet.start_beat()
 
     final = poll(api, task["id"], until=has_status("succeeded", "failed"), timeout=20)[-1]
@@ -44,12 +44,13 @@ def test_submit_while_redis_is_down_is_accepted_and_runs_after_it_returns(api, b
     assert not worker.has_exited()
 
 
-# Celery 5.7.0 stopped the worker here ("Unrecoverable error" after a lost Redis connection);
-# config/worker.py's consumer is what makes this pass.
-def test_a_worker_holding_a_task_survives_a_redis_restart(api, broker, fleet):
+# Celery 5.7.0 stopped the worker here on Redis ("Unrecoverable error" after a lost
+# connection); config/worker.py's consumer is what makes this pass. On RabbitMQ the message
+# in flight is given back at the restart, and its second delivery is refused by the claim.
+def test_a_worker_holding_a_task_survives_a_broker_restart(api, broker, fleet):
     worker = fleet.start_worker()
     # One task running, one free slot: the worker holds an unacknowledged message and waits
-    # (BRPOP) for the next one, which is how it meets the outage in normal operation.
+    # for the next one, which is how it meets the outage in normal operation.
     task = submit(api, "diagnostics.sleep", seconds=2, steps=1)
     poll(api, task["id"], until=has_status("running"))
 
@@ -59,6 +60,6 @@ def test_a_worker_holding_a_task_survives_a_redis_restart(api, broker, fleet):
     final = poll(api, task["id"], until=has_status("succeeded", "failed"), timeout=20)[-1]
     assert final["status"] == "succeeded"
     time.sleep(2)  # a late ack through the detached connection comes just after the task
-    assert not worker.has_exited(), "the worker stopped after Redis came back"
+    assert not worker.has_exited(), "the worker stopped after the broker came back"
     after = submit(api, "diagnostics.sleep", seconds=0.1, steps=1)
     poll(api, after["id"], until=has_status("succeeded"), timeout=20)

@@ -19,7 +19,7 @@ def test_cancelled_queued_task_never_runs_even_after_all_workers_restart(api, br
     key = f"cancelled-{uuid.uuid4().hex[:8]}"
     fleet.start_relay()
     task = submit(api, "diagnostics.count", key=key, seconds=0)
-    # No worker yet: once the relay has published it, its message waits in Redis.
+    # No worker yet: once the relay has published it, its message waits in the broker.
     wait_until(
         lambda: broker.message_count("default") == 1, timeout=10, what="the relay to publish"
     )

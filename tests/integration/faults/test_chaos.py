@@ -1,4 +1,4 @@
-"""300 tasks through killed pool children, a killed worker and a Redis restart: none lost,
+"""300 tasks through killed pool children, a killed worker and a broker restart: none lost,
 none run twice.
 
 ``diagnostics.count`` adds one to its key's counter in the transaction that marks the task
@@ -25,7 +25,7 @@ TASK_COUNT = 300
 DEADLINE_SECONDS = 150
 
 
-def test_chaos_300_tasks_with_killed_workers_and_a_redis_restart(owner, broker, fleet):
+def test_chaos_300_tasks_with_killed_workers_and_a_broker_restart(owner, broker, fleet):
     first = fleet.start_worker("chaos-a")
     second = fleet.start_worker("chaos-b")
     fleet.start_beat()
@@ -72,7 +72,7 @@ def test_chaos_300_tasks_with_killed_workers_and_a_redis_restart(owner, broker, 
         fleet.kill_worker(second)
         fleet.start_worker("chaos-c")
 
-        when_succeeded(130, "SIGKILL Redis, start an empty one on the same port")
+        when_succeeded(130, "SIGKILL the broker, start it again (Redis: empty) on its port")
         broker.kill()
         broker.start()
 

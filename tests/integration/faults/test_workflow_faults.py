@@ -1,4 +1,4 @@
-"""A chain with a group through a worker killed mid-step and a Redis restart: every step
+"""A chain with a group through a worker killed mid-step and a broker restart: every step
 runs exactly once (counted by its effect), none is lost, the workflow succeeds."""
 
 import pytest
@@ -53,7 +53,7 @@ def test_a_workflow_survives_a_killed_worker_and_a_broker_restart(api, broker, f
         what="the group running",
     )
     fleet.kill_worker(doomed)
-    # Then Redis restarts empty while the workflow goes on.
+    # Then the broker restarts (Redis: empty) while the workflow goes on.
     wait_until(
         lambda: steps.filter(workflow_step__in=names[1:4], status="succeeded").count() >= 1,
         timeout=60,
