@@ -9,6 +9,7 @@ run twice (each task's count is exactly 1).
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,12 @@ pytestmark = pytest.mark.integration
 TASKS = 500
 DOCUMENTS = 20
 CUT_SECONDS = 30
-# Long enough that the tasks are still running when the cable is pulled.
 TASK_SECONDS = 0.05
+# These tasks (by submit order) run LONG_TASK_SECONDS instead: the cable is pulled while
+# worker-a runs one of them, as a short task, done in a blink, may have ended by then. They
+# come just after the quarter mark, so that both workers are sure to start some.
+LONG_TASKS = range(TASKS // 4 + 25, TASKS // 4 + 125, 10)
+LONG_TASK_SECONDS = 2
 WORKER_A, WORKER_B = "celery@worker-a", "celery@worker-b"
 # A task held by worker-a is found lost after the heartbeat timeout, then requeued by the
 # next reconciliation: the rest is worker-b's work, which takes it seconds.
@@ -54,36 +59,54 @@ def test_worker_b_finishes_everything_when_worker_a_is_cut_off_and_killed(
     tasks = TaskRecord.objects.using(DEPLOYED)
     documents = Document.objects.using(DEPLOYED)
     keys = [f"count-{number}" for number in range(TASKS)]
+    seconds_of = {
+        key: LONG_TASK_SECONDS if number in LONG_TASKS else TASK_SECONDS
+        for number, key in enumerate(keys)
+    }
     samples_made = _documents(tmp_path)
     began = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         uploads = pool.map(deployed.upload, list(samples_made))
         submits = pool.map(
-            lambda key: deployed.submit("diagnostics.count", {"key": key, "seconds": TASK_SECONDS}),
+            lambda key: deployed.submit(
+                "diagnostics.count", {"key": key, "seconds": seconds_of[key]}
+            ),
             keys,
         )
         document_ids = dict(zip(uploads, samples_made.values(), strict=True))
         task_ids = list(submits)
     submitted = time.monotonic()
 
-    # Midway: both hosts have run tasks, and worker-a is running one now.
+    long_ids = [task_id for task_id, key in zip(task_ids, keys, strict=True) if seconds_of[key] > 1]
+
+    # Midway: both hosts have run tasks, and worker-a has just started a long one, which it
+    # still runs when its cable is pulled a moment later.
     def midway():
         done = tasks.filter(pk__in=task_ids, status="succeeded")
+        just_started = timezone.now() - timedelta(seconds=LONG_TASK_SECONDS / 3)
         return (
             done.count() >= TASKS // 4
             and done.filter(worker=WORKER_A).exists()
             and done.filter(worker=WORKER_B).exists()
-            and tasks.filter(status="running", worker=WORKER_A).exists()
+            and tasks.filter(
+                pk__in=long_ids, status="running", worker=WORKER_A, started_at__gte=just_started
+            ).exists()
         )
 
-    wait_until(midway, timeout=90, what="both workers to have run tasks", every=0.1)
+    wait_until(
+        midway, timeout=90, what="both workers to have run tasks and worker-a a long one", every=0.1
+    )
     worker_a = deployment.hosts["worker-a"]
     worker_a.cut()
     cut_at, cut_clock = timezone.now(), time.monotonic()
     for process in deployment.processes:
         if process.name == "worker@worker-a":
             process.kill()
-    held = set(tasks.filter(status="running", worker=WORKER_A).values_list("pk", flat=True))
+    held = {
+        str(pk)
+        for pk in tasks.filter(status="running", worker=WORKER_A).values_list("pk", flat=True)
+    }
+    assert held & set(long_ids), "worker-a was cut off without the long task it was running"
     done_at_cut = tasks.filter(pk__in=task_ids, status="succeeded").count()
 
     def unfinished() -> bool:
