@@ -116,6 +116,12 @@ def document_delete(*, document: Document) -> None:
     file_names = [name for name in (document.source_file.name, document.text_file.name) if name]
     document_id = document.pk  # delete() sets it to None
     with transaction.atomic():
+        # PostgreSQL checks Django's foreign keys at commit: a run's chunk committed after
+        # the cascade below removed the chunks it saw, and before this commit, failed this
+        # commit (a 500). With the row locked first, such a commit waits for this one (its
+        # check locks the row) and is then refused instead, as its document is gone.
+        # (SQLite's IMMEDIATE transactions serialize writers anyway.)
+        Document.objects.select_for_update().filter(pk=document_id).exists()
         document.delete()
         transaction.on_commit(partial(_delete_files, file_names))
     logger.info("document deleted id=%s", document_id)

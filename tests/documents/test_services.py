@@ -1,8 +1,13 @@
 """Document services called directly: what they record, store, queue, refuse and remove."""
 
+import threading
+import uuid
+
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
+from django.db.models.signals import post_delete
 
 from documents.errors import DocumentBusy
 from documents.models import Document, DocumentChunk, DocumentStatus
@@ -194,3 +199,64 @@ def test_delete_of_a_completed_document_removes_its_text_and_chunks_and_keeps_th
     assert not DocumentChunk.objects.filter(document_id=document.pk).exists()
     task = TaskRecord.objects.get(pk=document.task_id)
     assert (task.status, task.result) == (TaskStatus.SUCCEEDED, result)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_committed_while_its_document_is_deleted_neither_fails_the_delete_nor_stays(
+    user,
+):
+    """A worker's run commits a chunk just as a delete has collected the document's chunks
+    and is about to remove the row (a 500 on PostgreSQL, an IntegrityError, found by CI
+    under load): the delete succeeds and leaves no chunk; the run's commit is the one
+    refused, as its document is gone."""
+    document = upload(user, "notes.txt", TEXT)
+    chunk = {"index": 0, "text": "Some", "start": 0, "end": 4, "page_start": 1, "page_end": 1}
+    DocumentChunk.objects.create(document_id=document.pk, generation=uuid.uuid4(), **chunk)
+    chunk_open, collected, chunk_done = threading.Event(), threading.Event(), threading.Event()
+    outcomes = {}
+
+    def run_stores_a_chunk():
+        try:
+            with transaction.atomic():
+                DocumentChunk.objects.create(
+                    document_id=document.pk, generation=document.task_id, **chunk
+                )
+                chunk_open.set()
+                collected.wait(timeout=3)  # never set on SQLite: writers queue there
+            outcomes["run"] = "committed"
+        except Exception as error:
+            outcomes["run"] = error
+        finally:
+            chunk_done.set()
+            connection.close()
+
+    def let_the_run_commit_now(sender, instance, **kwargs):
+        # The delete has removed the chunks it found; the document's row goes next.
+        collected.set()
+        chunk_done.wait(timeout=2)  # the run's commit waits on the delete where it must
+
+    def delete():
+        try:
+            document_delete(document=Document.objects.get(pk=document.pk))
+            outcomes["delete"] = "deleted"
+        except Exception as error:
+            outcomes["delete"] = error
+        finally:
+            connection.close()
+
+    storing = threading.Thread(target=run_stores_a_chunk)
+    storing.start()
+    assert chunk_open.wait(timeout=10)
+    # A receiver also makes the delete collect the chunks first (no single fast DELETE).
+    post_delete.connect(let_the_run_commit_now, sender=DocumentChunk)
+    try:
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        deleting.join(timeout=20)
+        storing.join(timeout=20)
+    finally:
+        post_delete.disconnect(let_the_run_commit_now, sender=DocumentChunk)
+
+    assert outcomes["delete"] == "deleted", outcomes
+    assert not Document.objects.filter(pk=document.pk).exists()
+    assert not DocumentChunk.objects.filter(document_id=document.pk).exists()
