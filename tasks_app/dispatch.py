@@ -21,6 +21,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from tasks_app.asynchronous_commit import without_waiting_for_disk
 from tasks_app.broker import broker_is_rabbitmq_with_quorum_queues
 from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.models.task_record import DEFAULT_PRIORITY
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,6 @@ def _publish(task_id, task_type: str, queue: str, priority: int, producer=None) 
 # RabbitMQ 4's quorum queues have two levels: a message whose priority is above 4 is "high"
 # (served about twice as often as "normal"); RabbitMQ 3 quorum queues ignore priorities.
 QUORUM_HIGH, QUORUM_NORMAL = 5, 0
-DEFAULT_PRIORITY = 5  # a task type's, unless it says otherwise
 
 
 def broker_priority(priority: int) -> int:

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from tasks_app.execution import execute_task_record
 from tasks_app.models import TaskRecord
+from tasks_app.models.task_record import DEFAULT_PRIORITY
 from tasks_app.task_types import NO_RETRY, RetryPolicy, TaskType, task_type_add
 
 
@@ -20,7 +21,7 @@ def register_task_type(
     *,
     input_serializer: type[serializers.Serializer],
     queue: str = "default",
-    priority: int = 5,
+    priority: int = DEFAULT_PRIORITY,
     soft_time_limit: int | None = None,
     time_limit: int | None = None,
     retry: RetryPolicy = NO_RETRY,

@@ -14,6 +14,7 @@ from celery import Task
 from rest_framework import serializers
 
 from tasks_app.errors import TransientTaskError
+from tasks_app.models.task_record import DEFAULT_PRIORITY
 
 if TYPE_CHECKING:
     from tasks_app.models import TaskRecord
@@ -52,7 +53,7 @@ class TaskType:
     input_serializer: type[serializers.Serializer]
     description: str
     queue: str = "default"
-    priority: int = 5
+    priority: int = DEFAULT_PRIORITY
     soft_time_limit: int | None = None
     time_limit: int | None = None
     retry: RetryPolicy = field(default=NO_RETRY)

@@ -119,6 +119,10 @@ def _changed_now(to: str, fields: dict) -> dict:
     return {"changed_at": timezone.now(), **fields}
 
 
+# A task type's priority unless it says otherwise (0 lowest, 9 most urgent).
+DEFAULT_PRIORITY = 5
+
+
 class TaskRecord(models.Model):
     """One submitted task: who owns it, what it runs, and how far it got.
 
