@@ -3,7 +3,7 @@ import time
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
-from django.db import transaction
+from django.db import connections, router, transaction
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import ScopedRateThrottle
 
@@ -16,9 +16,10 @@ class SubmitRateThrottle(ScopedRateThrottle):
     Counted in the shared cache (settings.CACHES), so that the limit holds across every web
     process. DRF's own throttle reads a list of request times, appends and writes it back,
     so two processes at once both pass; here each window is one counter, added and
-    incremented (atomic in Redis; for the database cache inside a transaction, which the
-    embedded SQLite serializes). Windows are fixed: at most the rate's count per period,
-    counted from the period's boundary.
+    incremented (atomic in Redis; for the database cache inside a transaction that holds
+    the window's lock: SQLite's IMMEDIATE transactions take it up front, PostgreSQL takes an
+    advisory lock on the key, as Django's cache reads, then writes). Windows are fixed: at
+    most the rate's count per period, counted from the period's boundary.
 
     A cache that cannot be reached lets the submit through: the outbox accepts work while
     Redis is down, and an unthrottled moment is better than refusing everyone.
@@ -49,7 +50,16 @@ class SubmitRateThrottle(ScopedRateThrottle):
         backend = caches[DEFAULT_CACHE_ALIAS]
         if isinstance(backend, RedisCache):
             return self._count_in_redis(backend, window_key)
-        with transaction.atomic():
+        database = router.db_for_write(backend.cache_model_class)
+        with transaction.atomic(using=database):
+            if connections[database].vendor == "postgresql":
+                # Django's cache reads, then writes. The lock, released at commit after the
+                # new count is written, makes a second process read that count (READ
+                # COMMITTED takes a new snapshot per statement), not the one before it.
+                with connections[database].cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [window_key]
+                    )
             backend.add(window_key, 0, timeout=self.duration + 1)
             return backend.incr(window_key)
 

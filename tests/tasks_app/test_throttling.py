@@ -1,8 +1,12 @@
 """The submit throttle counts in the shared cache, answers 429 past the rate, and fails open."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
 from django.test import override_settings
 
 from api.throttling import SubmitRateThrottle
@@ -67,3 +71,27 @@ def test_on_redis_the_windows_counter_expires_after_its_window(api, three_per_ho
     (counter,) = redis.keys(f"{caches['default'].make_key('throttle_task_submit_*')}")
     assert int(redis.get(counter)) == 2
     assert 0 < redis.ttl(counter) <= 3600 + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_submits_counted_at_the_same_moment_each_get_a_count_of_their_own(three_per_hour):
+    """Found by CI on PostgreSQL + RabbitMQ, where the cache is the database: two web
+    processes read the same count and both wrote the next, so six submits passed a limit of
+    five. Every count from 1 to the number of submits must be handed out exactly once."""
+    throttle = SubmitRateThrottle()
+    throttle.duration = 3600
+    submitters, rounds = 6, 5
+    start = threading.Barrier(submitters)
+
+    def count_submits() -> list[int]:
+        start.wait()
+        try:
+            return [throttle._count_in_window("throttle_race_test") for _ in range(rounds)]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=submitters) as pool:
+        batches = list(pool.map(lambda _: count_submits(), range(submitters)))
+
+    counts = [count for batch in batches for count in batch]
+    assert sorted(counts) == list(range(1, submitters * rounds + 1))
