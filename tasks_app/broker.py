@@ -14,6 +14,8 @@ from kombu import Connection
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
 
+from tasks_app.models.task_record import DEFAULT_PRIORITY
+
 logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT = 1.0
@@ -83,10 +85,23 @@ def _messages_waiting(connection: Connection, queue: str) -> int:
 
 
 def broker_is_rabbitmq_with_quorum_queues() -> bool:
-    return (
-        settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES)
-        and settings.RABBITMQ_QUEUE_TYPE == "quorum"
-    )
+    return settings.BROKER_KIND == "rabbitmq" and settings.RABBITMQ_QUEUE_TYPE == "quorum"
+
+
+# RabbitMQ 4's quorum queues have two levels: a message whose priority is above 4 is "high"
+# (served about twice as often as "normal"); RabbitMQ 3 quorum queues ignore priorities.
+QUORUM_HIGH, QUORUM_NORMAL = 5, 0
+
+
+def broker_priority(priority: int) -> int:
+    """Our priority (0 lowest to 9 most urgent) as the configured broker reads it."""
+    if settings.BROKER_KIND == "rabbitmq":
+        if settings.RABBITMQ_QUEUE_TYPE == "quorum":
+            # Only tasks raised above the default go ahead: most run at the default.
+            return QUORUM_HIGH if priority > DEFAULT_PRIORITY else QUORUM_NORMAL
+        return priority  # classic queues with x-max-priority 9 serve the highest first
+    # Redis (priority_steps) serves 0 first; the filesystem broker ignores priorities.
+    return 9 - priority
 
 
 def broker_retry_delay(seconds: float) -> float:

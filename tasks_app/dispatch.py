@@ -12,16 +12,14 @@ from datetime import datetime
 
 from amqp.exceptions import MessageNacked
 from celery import current_app
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as BrokerError
 
 from tasks_app.asynchronous_commit import without_waiting_for_disk
-from tasks_app.broker import broker_is_rabbitmq_with_quorum_queues
+from tasks_app.broker import broker_priority
 from tasks_app.models import TaskRecord, TaskStatus
-from tasks_app.models.task_record import DEFAULT_PRIORITY
 
 logger = logging.getLogger(__name__)
 
@@ -155,19 +153,3 @@ def _publish(task_id, task_type: str, queue: str, priority: int, producer=None) 
         priority=broker_priority(priority),
         producer=producer,
     )
-
-
-# RabbitMQ 4's quorum queues have two levels: a message whose priority is above 4 is "high"
-# (served about twice as often as "normal"); RabbitMQ 3 quorum queues ignore priorities.
-QUORUM_HIGH, QUORUM_NORMAL = 5, 0
-
-
-def broker_priority(priority: int) -> int:
-    """Our priority (0 lowest to 9 most urgent) as the configured broker reads it."""
-    if broker_is_rabbitmq_with_quorum_queues():
-        # Only tasks raised above the default go ahead: most run at the default.
-        return QUORUM_HIGH if priority > DEFAULT_PRIORITY else QUORUM_NORMAL
-    if settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES):
-        return priority  # classic queues with x-max-priority 9 serve the highest first
-    # Redis (priority_steps) serves 0 first; the filesystem broker ignores priorities.
-    return 9 - priority

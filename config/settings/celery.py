@@ -8,12 +8,27 @@ from kombu import Exchange, Queue
 from config.settings.apps import TASKS_QUEUES, TASKS_SHIPPED_QUEUES
 from config.settings.base import TIME_ZONE, VAR_DIR, env
 
-RABBITMQ_URL_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+BROKER_KINDS = {
+    "filesystem": "filesystem",
+    "redis": "redis",
+    "rediss": "redis",
+    "amqp": "rabbitmq",
+    "amqps": "rabbitmq",
+    "pyamqp": "rabbitmq",
+}
 
 # --- Celery -----------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
+# Which broker the URL names, decided here once: these settings, the cache, publishing and
+# the broker checks (tasks_app.broker) branch on it.
+BROKER_KIND = BROKER_KINDS.get(CELERY_BROKER_URL.partition("://")[0])
+if BROKER_KIND is None:
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL {CELERY_BROKER_URL.partition('://')[0]}://… is not a broker this "
+        "service supports: use redis://, rediss://, amqp:// (RabbitMQ) or filesystem://."
+    )
 # RabbitMQ only: quorum queues are replicated and fsync what they confirm; classic queues
 # offer 10 priority levels instead (docs/deployment.md#rabbitmq).
 RABBITMQ_QUEUE_TYPE = env.str("RABBITMQ_QUEUE_TYPE", default="quorum")
@@ -21,7 +36,7 @@ if RABBITMQ_QUEUE_TYPE not in ("quorum", "classic"):
     raise ImproperlyConfigured(
         f"RABBITMQ_QUEUE_TYPE is {RABBITMQ_QUEUE_TYPE!r}: use 'quorum' or 'classic'."
     )
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if BROKER_KIND == "filesystem":
     # The filesystem transport needs its folders to exist; messages in and out share one
     # folder so that this process and the worker see the same queue.
     _broker_dir = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
@@ -38,7 +53,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # listing of a local folder costs microseconds, and it bounds how long a task waits.
         "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.1),
     }
-elif CELERY_BROKER_URL.startswith(RABBITMQ_URL_SCHEMES):
+elif BROKER_KIND == "rabbitmq":
     # Every queue is durable and declared the same way by every process (a queue declared
     # once keeps its type: RabbitMQ refuses to declare it again otherwise).
     # A publish returns once RabbitMQ has the message (on a quorum queue: on disk on a
@@ -138,7 +153,7 @@ CELERY_BEAT_SYNC_EVERY = 1
 # broker is Redis; otherwise the database (its table is created by migrate).
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache_url("CACHE_URL")}
-elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+elif BROKER_KIND == "redis":
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -154,7 +154,7 @@ def test_what_the_broker_refused_waits_for_the_next_pass(user, unread_queue, mon
 
 
 @pytest.mark.skipif(
-    not settings.CELERY_BROKER_URL.startswith("redis"), reason="Redis pipelines the publishes"
+    settings.BROKER_KIND != "redis", reason="Redis pipelines the publishes"
 )
 def test_a_pipeline_that_failed_counts_nothing_published_and_loses_nothing(
     user, unread_queue, monkeypatch
@@ -236,7 +236,7 @@ def test_a_pass_marks_what_it_published_without_waiting_for_the_disk(user, unrea
 
 
 @pytest.mark.skipif(
-    not settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES),
+    settings.BROKER_KIND != "rabbitmq",
     reason="RabbitMQ's publisher confirms",
 )
 def test_a_publish_rabbitmq_refuses_is_not_counted_and_waits_for_the_next_pass(user, unread_queue):

@@ -59,7 +59,7 @@ REDIS_RESTART_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object h
 
 
 def on_rabbitmq() -> bool:
-    return settings.CELERY_BROKER_URL.startswith(settings.RABBITMQ_URL_SCHEMES)
+    return settings.BROKER_KIND == "rabbitmq"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,7 +67,7 @@ def _postgres_and_a_server_broker_only():
     # Session scope and autouse, so the skip comes before any other fixture starts anything.
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("fault tests need PostgreSQL (set DATABASE_URL)")
-    if not (settings.CELERY_BROKER_URL.startswith("redis://") or on_rabbitmq()):
+    if settings.BROKER_KIND not in ("redis", "rabbitmq"):
         pytest.skip("fault tests need Redis or RabbitMQ (set CELERY_BROKER_URL)")
     if on_rabbitmq() and rabbitmq_missing():
         pytest.skip(f"fault tests on RabbitMQ start a node of their own: {rabbitmq_missing()}")

@@ -34,7 +34,7 @@ DEPLOYED = "deployed"  # the database alias through which the test reads the hos
 def _where_it_runs():
     # Session scope and autouse: skipped before anything is started.
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not (
-        settings.CELERY_BROKER_URL.startswith("redis://")
+        settings.BROKER_KIND == "redis"
     ):
         pytest.skip(
             "the multi-host tests run in the PostgreSQL + Redis configuration only "
