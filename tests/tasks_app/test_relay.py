@@ -153,9 +153,7 @@ def test_what_the_broker_refused_waits_for_the_next_pass(user, unread_queue, mon
     )
 
 
-@pytest.mark.skipif(
-    settings.BROKER_KIND != "redis", reason="Redis pipelines the publishes"
-)
+@pytest.mark.skipif(settings.BROKER_KIND != "redis", reason="Redis pipelines the publishes")
 def test_a_pipeline_that_failed_counts_nothing_published_and_loses_nothing(
     user, unread_queue, monkeypatch
 ):

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from tasks_app.models import DiagnosticCounter, TaskRecord
-from tests.integration.faults.conftest import RECONCILE_EVERY, REDISPATCH_AFTER
+from tests.integration.fleet import RECONCILE_EVERY, REDISPATCH_AFTER
 from tests.integration.test_task_lifecycle import submit
 from tests.waiting import wait_until
 

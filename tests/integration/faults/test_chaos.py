@@ -16,7 +16,7 @@ from tasks_app import services
 from tasks_app.models import FINAL_STATUSES, DeadLetter, DiagnosticCounter, TaskRecord
 from tasks_app.task_types import get_task_type
 from tasks_app.transitions import DEAD_STATUSES
-from tests.integration.faults.conftest import sigkill
+from tests.integration.processes import sigkill
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -7,12 +7,8 @@ import pytest
 
 from operations.models import MaintenanceLock
 from tasks_app.models import DiagnosticCounter, TaskRecord
-from tests.integration.faults.conftest import (
-    HEARTBEAT_TIMEOUT,
-    RECONCILE_EVERY,
-    is_alive,
-    sigkill,
-)
+from tests.integration.fleet import HEARTBEAT_TIMEOUT, RECONCILE_EVERY
+from tests.integration.processes import is_alive, sigkill
 from tests.integration.test_task_lifecycle import has_status, poll, submit
 from tests.waiting import wait_until
 

@@ -7,7 +7,6 @@ it may delay the task, never cancel it, lose it, or run its effect twice.
 import signal
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -55,7 +54,7 @@ def test_tasks_running_while_their_worker_is_stopped_run_again_and_succeed(owner
         # round's worker, reconciling at start-up, hands earlier tasks back to their queues,
         # and must not run (and be stopped under) them again.
         queues = [f"stop-{repetition}-{uuid.uuid4().hex[:6]}" for repetition in repetitions]
-        workers = start_workers_at_once(fleet, [(queue,) for queue in queues])
+        workers = fleet.start_workers_at_once([(queue,) for queue in queues])
         rounds = []
         for repetition, queue, worker in zip(repetitions, queues, workers, strict=True):
             key = f"stopped-{uuid.uuid4().hex[:8]}"
@@ -86,18 +85,10 @@ def test_tasks_running_while_their_worker_is_stopped_run_again_and_succeed(owner
     # The shared queues too: beat's reconciliation, which hands back the last round's task
     # once its heartbeat is overdue, runs there.
     every_queue = ("default", *(queue for _, queue, _ in stopped))
-    start_workers_at_once(fleet, [every_queue] * 3)
+    fleet.start_workers_at_once([every_queue] * 3)
     for task_id, _, key in stopped:
         final = poll(
             api, str(task_id), until=has_status("succeeded", "failed", "cancelled"), timeout=60
         )[-1]
         assert (final["status"], final["attempts"]) == ("succeeded", 2), final
         assert DiagnosticCounter.objects.get(key=key).count == 1
-
-
-def start_workers_at_once(fleet, queues_of_each: list[tuple[str, ...]]) -> list:
-    """Start a worker for each tuple of queues, side by side, and return them once all are ready."""
-    if fleet.relay is None:
-        fleet.start_relay()
-    with ThreadPoolExecutor(max_workers=len(queues_of_each)) as pool:
-        return list(pool.map(lambda queues: fleet.start_worker(queues=queues), queues_of_each))

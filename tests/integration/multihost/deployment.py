@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from tests.integration.conftest import BASE_DIR, procfile_line
-from tests.integration.faults.conftest import FAST_TIMINGS, Fleet, ServiceProcess
+from tests.integration.fleet import FAST_TIMINGS
 from tests.integration.multihost.network import Host
+from tests.integration.processes import ProcessGroup, ServiceProcess
 
 WEB_PORT = 8000
 # The settings a deployment may change that the test does change, each documented in
@@ -41,7 +42,7 @@ READY_LINES = {
 }
 
 
-class Deployment:
+class Deployment(ProcessGroup):
     """The processes of the service on the hosts; stop_all() ends each by its pid."""
 
     def __init__(self, *, hosts: dict[str, Host], settings: dict[str, str], log_dir: Path):
@@ -112,7 +113,3 @@ class Deployment:
     def wait_until_ready(self, process: ServiceProcess) -> None:
         process_type = process.name.partition("@")[0]
         process.wait_for_log(READY_LINES[process_type])
-
-    # Fleet's, which read nothing but ``processes``.
-    stop_all = Fleet.stop_all
-    log_tails = Fleet.log_tails

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from tests.integration.conftest import free_port
-from tests.integration.faults.conftest import STOP_SECONDS, ServiceProcess
+from tests.integration.processes import STOP_SECONDS, ServiceProcess
 from tests.waiting import wait_until
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
