@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from operations.broker_census import BrokerFacts, broker_census
+from operations.metrics import tasks_outbox_backlog
 from operations.models import HealthStatus
 from operations.selectors import beat_heartbeat, dead_letters_open_count
 from tasks_app.models import FINAL_STATUSES, PoolStall, TaskRecord, TaskStatus
@@ -243,14 +244,14 @@ def _relay_check(*, now: datetime) -> CheckOutcome:
     """Submitted tasks wait in the outbox until the relay publishes them: a relay that is
     down or behind shows as an old outbox (its partial index keeps this read small)."""
     limit = settings.OPS_RELAY_LAG_SECONDS
-    outbox = TaskRecord.objects.outbox().aggregate(waiting=Count("pk"), oldest=Min("created_at"))
-    age = (now - outbox["oldest"]).total_seconds() if outbox["oldest"] else 0.0
+    outbox = tasks_outbox_backlog()
+    age = (now - outbox.oldest_created_at).total_seconds() if outbox.oldest_created_at else 0.0
     numbers = {
-        "waiting": outbox["waiting"],
+        "waiting": outbox.count,
         "oldest_seconds": round(age),
         "lag_after_seconds": limit,
     }
-    message = f"{outbox['waiting']} submitted tasks wait to be published"
+    message = f"{outbox.count} submitted tasks wait to be published"
     if age <= limit:
         return CheckOutcome("relay", HealthStatus.HEALTHY, message, numbers)
     message += (

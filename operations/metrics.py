@@ -167,6 +167,19 @@ def tasks_queued_by_queue(*, queues: list[str]) -> dict[str, QueuedTasks]:
     return waiting
 
 
+@dataclass(frozen=True)
+class OutboxBacklog:
+    count: int
+    oldest_created_at: datetime | None
+
+
+def tasks_outbox_backlog() -> OutboxBacklog:
+    """Submitted tasks whose message the relay has not sent yet: how many, and when the
+    oldest was submitted. One read of the outbox's partial index, which holds only them."""
+    outbox = TaskRecord.objects.outbox().aggregate(count=Count("pk"), oldest=Min("created_at"))
+    return OutboxBacklog(count=outbox["count"], oldest_created_at=outbox["oldest"])
+
+
 def queue_depths() -> dict[str, int | None]:
     """Messages waiting in each of TASKS_QUEUES; None where the broker could not be asked."""
     return broker_queue_sizes(queues=list(settings.TASKS_QUEUES))

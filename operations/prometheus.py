@@ -93,6 +93,7 @@ class TaskRecordCollector:
             "jobservice_tasks_running", "Task records running now.", metrics.tasks_running_count()
         )
         yield from _queue_families()
+        yield from _outbox_families()
         yield GaugeMetricFamily(
             "jobservice_dead_letters_open",
             "Dead letters waiting for staff to requeue or discard them.",
@@ -154,6 +155,24 @@ def _buckets(bounds: list[float], counts: dict[str, int], total: int) -> list[tu
     """A histogram's cumulative buckets from a tally's {bound: count}, with +Inf."""
     buckets = [(floatToGoString(bound), counts.get(str(bound), 0)) for bound in bounds]
     return [*buckets, ("+Inf", total)]
+
+
+def _outbox_families():
+    """Submitted tasks not yet sent to the broker (the relay's outbox), as health's relay
+    check reads them."""
+    outbox = metrics.tasks_outbox_backlog()
+    yield GaugeMetricFamily(
+        "jobservice_outbox_pending",
+        "Submitted tasks whose broker message is not sent yet (the relay's outbox).",
+        outbox.count,
+    )
+    oldest = GaugeMetricFamily(
+        "jobservice_outbox_oldest_timestamp_seconds",
+        "When the longest-waiting task of the outbox was submitted (Unix time).",
+    )
+    if outbox.oldest_created_at is not None:
+        oldest.add_metric([], outbox.oldest_created_at.timestamp())
+    yield oldest
 
 
 def _queue_families():

@@ -99,6 +99,25 @@ def test_queued_records_and_the_oldest_per_queue(staff):
     )
 
 
+def test_the_outbox_counts_submitted_tasks_not_sent_and_the_oldest(staff):
+    now = timezone.now()
+    families = scrape(staff)
+    assert value(families, "jobservice_outbox_pending", "jobservice_outbox_pending") == 0
+    # No sample while nothing waits: its age would be meaningless.
+    assert families["jobservice_outbox_oldest_timestamp_seconds"].samples == []
+
+    oldest = TaskRecordFactory(status="queued", created_at=now - timedelta(minutes=4))
+    TaskRecordFactory(status="queued", created_at=now - timedelta(seconds=2))
+    TaskRecordFactory(status="queued", created_at=now - timedelta(hours=1), dispatched_at=now)
+    TaskRecordFactory(status="waiting", created_at=now - timedelta(hours=1))
+
+    families = scrape(staff)
+
+    assert value(families, "jobservice_outbox_pending", "jobservice_outbox_pending") == 2
+    family = "jobservice_outbox_oldest_timestamp_seconds"
+    assert value(families, family, family) == pytest.approx(oldest.created_at.timestamp())
+
+
 def test_workers_per_queue_come_from_the_census(staff, workers):
     workers({"a@h": ["default"], "b@h": ["default", "long"], "other@h": ["elsewhere"]})
 
