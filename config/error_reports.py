@@ -26,7 +26,9 @@ class SecretsExceptionReporterFilter(SafeExceptionReporterFilter):
         # string nested in a setting (DATABASES, CACHES' LOCATION) passes here.
         value = super().cleanse_setting(key, value)
         if isinstance(value, str):
-            return self.cleanse_urls(value)
+            # str(): a lazy object that stands for a string passes isinstance but not re
+            # (django-axes' AXES_USERNAME_FORM_FIELD).
+            return self.cleanse_urls(str(value))
         return value
 
     def cleanse_urls(self, text: str) -> str:

@@ -1,5 +1,6 @@
 """Paths, the environment, Django itself, HTTPS, the database, the REST API and logging."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -55,6 +56,8 @@ INSTALLED_APPS = [
     "dashboard",
     "django_htmx",
     "csp",
+    # Failed sign-ins, counted per username and client address (below).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -73,6 +76,8 @@ MIDDLEWARE = [
     # Sets request.htmx, which the dashboard's views use to answer with a page's fragment.
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -188,6 +193,27 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:task-list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Password guessing at the sign-in pages (the dashboard's and the admin's) is slowed by
+# django-axes: after AUTH_LOGIN_FAILURE_LIMIT failures in a row for one username from one
+# client address, that pair is refused (429, the lockout page) for AUTH_LOGIN_LOCKOUT_MINUTES.
+# Keyed on the pair, so that someone guessing from elsewhere cannot lock a user out; a
+# success clears the count. The API is not concerned: it takes tokens, never passwords.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AUTH_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AUTH_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.sign_in.lockout_response"
+# Each attempt is not logged to a table of its own (it would grow without bound); the
+# failures are kept until their lockout ends, and each lockout is logged (axes' warnings).
+AXES_DISABLE_ACCESS_LOG = True
+# Its start-up banner in every process and command; lockouts are logged either way.
+AXES_VERBOSE = False
 
 # Every page's scripts and styles come from our own static files: no inline script, no
 # CDN (django-csp). The API docs' third-party pages (Swagger UI, ReDoc) carry inline
