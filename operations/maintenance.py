@@ -28,7 +28,7 @@ from django_celery_results.models import GroupResult, TaskResult
 from documents.models import Document
 from operations import tallies
 from operations.models import MaintenanceLock, MaintenanceRun
-from tasks_app.models import DeadLetter, TaskBatch, TaskRecord
+from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskBatch, TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,12 @@ def task_records_prune(*, now: datetime | None = None) -> dict:
         outcome=MaintenanceRun.Outcome.RUNNING
     )
     counts["maintenance_runs_deleted"] = _delete_in_batches(old_runs)["deleted"]
+    # So do the records of wedged pool processes (health counts only the last hour's), and
+    # revoked API keys, which were kept to show in the admin who held what, and until when.
+    old_stalls = PoolStall.objects.filter(detected_at__lt=cutoff)
+    counts["pool_stalls_deleted"] = _delete_in_batches(old_stalls)["deleted"]
+    old_keys = ApiKey.objects.filter(revoked_at__lt=cutoff)
+    counts["revoked_api_keys_deleted"] = _delete_in_batches(old_keys)["deleted"]
     # A batch submit's list of tasks serves only its Idempotency-Key, for the key's TTL.
     replayable_since = now - timedelta(seconds=settings.TASKS_IDEMPOTENCY_TTL_SECONDS)
     old_batches = TaskBatch.objects.filter(created_at__lt=replayable_since)

@@ -21,7 +21,8 @@ from operations import tasks as operations_tasks
 from operations.maintenance import maintenance_run
 from operations.models import MaintenanceLock, MaintenanceRun, TaskTally, TaskTallyMark
 from tasks_app.broker import broker_queue_size
-from tasks_app.models import DeadLetter, TaskBatch, TaskRecord, TaskStatus
+from tasks_app.models import ApiKey, DeadLetter, PoolStall, TaskBatch, TaskRecord, TaskStatus
+from tasks_app.services import api_key_create
 from tests.factories import TaskRecordFactory
 
 pytestmark = pytest.mark.django_db
@@ -210,6 +211,7 @@ def test_prune_task_records_task_runs_the_job_through_the_runner(user):
     result = operations_tasks.prune_task_records()
 
     expected = {"deleted": 1, "batches": 1, "maintenance_runs_deleted": 0}
+    expected |= {"pool_stalls_deleted": 0, "revoked_api_keys_deleted": 0}
     expected["task_batches_deleted"] = 1
     assert untimed(result) == {"outcome": "done", **expected}
     run = MaintenanceRun.objects.get(job="task_records_prune")
@@ -227,6 +229,29 @@ def test_retention_also_deletes_old_maintenance_records(settings):
     assert counts["maintenance_runs_deleted"] == 1
     assert set(MaintenanceRun.objects.values_list("pk", flat=True)) == {recent.pk}
     assert not MaintenanceRun.objects.filter(pk=old.pk).exists()
+
+
+def api_key_for(user, *, name: str, **fields) -> ApiKey:
+    api_key, _ = api_key_create(owner=user, name=name)
+    ApiKey.objects.filter(pk=api_key.pk).update(**fields)
+    return api_key
+
+
+def test_retention_deletes_old_pool_stalls_and_keys_revoked_long_ago(settings, user):
+    settings.OPS_TASK_RETENTION_DAYS = 90
+    stall = {"worker": "w@h", "task_id": "t", "waited_seconds": 5, "action": "replaced"}
+    PoolStall.objects.create(detected_at=ago(days=91), **stall)
+    recent_stall = PoolStall.objects.create(detected_at=ago(days=89), **stall)
+    long_revoked = api_key_for(user, name="old", revoked_at=ago(days=91))
+    lately_revoked = api_key_for(user, name="recent", revoked_at=ago(days=89))
+    in_use = api_key_for(user, name="in use", revoked_at=None, created_at=ago(days=400))
+
+    counts = maintenance.task_records_prune()
+
+    assert (counts["pool_stalls_deleted"], counts["revoked_api_keys_deleted"]) == (1, 1)
+    assert list(PoolStall.objects.all()) == [recent_stall]
+    assert set(ApiKey.objects.all()) == {lately_revoked, in_use}
+    assert not ApiKey.objects.filter(pk=long_revoked.pk).exists()
 
 
 # --- Celery results ----------------------------------------------------------------------
