@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from django.utils.http import parse_http_date
 from urllib3 import exceptions as urllib3_errors
 
 from documents.processing import DocumentError, TransientFetchError, UrlNotAllowed
@@ -97,12 +98,18 @@ def send(url: str, *, body: str, headers: dict, policy: SendPolicy) -> Outcome:
         )
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header in seconds; an HTTP date or nonsense is ignored."""
-    try:
-        seconds = float(value) if value else None
-    except ValueError:
+def _retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds, or an HTTP date (RFC 9110
+    10.2.3), as seconds from ``now`` (a date past is 0). Nonsense is ignored."""
+    if not value:
         return None
-    if seconds is None or seconds != seconds or seconds < 0:  # NaN included
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = max(0.0, parse_http_date(value) - (time.time() if now is None else now))
+        except ValueError:
+            return None
+    if seconds != seconds or seconds < 0:  # NaN included
         return None
     return min(seconds, MAX_RETRY_AFTER_SECONDS)

@@ -2,9 +2,11 @@
 retried on a schedule, logged, and never sent where the SSRF rules forbid."""
 
 import threading
+import time
 
 import pytest
 from django.utils import timezone
+from django.utils.http import http_date
 from standardwebhooks import Webhook
 
 from tasks_app.models import TaskStatus
@@ -13,6 +15,7 @@ from tests.factories import TaskRecordFactory
 from tests.waiting import wait_until
 from webhooks.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.sender import Sender
+from webhooks.sending import _retry_after
 from webhooks.services import delivery_redeliver, endpoint_create, secret_rotate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,6 +80,41 @@ def test_failed_answers_are_retried_with_the_same_id_and_logged(user, receiver, 
     assert delivery.attempts == 3
     assert [a.status_code for a in delivery.attempt_log.all()] == [503, 503, 200]
     assert WebhookEndpoint.objects.get().failing_since is None  # forgiven by the success
+
+
+@pytest.mark.parametrize("as_date", [False, True], ids=["seconds", "http-date"])
+def test_retry_after_delays_the_next_attempt_in_seconds_or_as_a_date(
+    user, receiver, webhook_settings, as_date
+):
+    two_hours = 7200
+    retry_after = http_date(time.time() + two_hours) if as_date else str(two_hours)
+    receiver.answer = lambda seen, _: (503, {"Retry-After": retry_after}, 0)
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    _finish_one(user)
+    _run_sender_until(lambda: WebhookDelivery.objects.filter(attempts=1).exists())
+
+    delivery = WebhookDelivery.objects.get()
+    wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+    assert delivery.status == "pending"
+    # Not the schedule's 5 s: the receiver's two hours (a date has whole seconds).
+    assert two_hours - 60 < wait <= two_hours + 1
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0),  # a date past: at once
+        ("Sunday, 06-Nov-94 08:49:37 GMT", 0.0),  # RFC 850, which RFC 9110 still accepts
+        ("in a while", None),
+        ("-5", None),
+        ("nan", None),
+        ("1e400", 24 * 3600.0),  # at most a day
+    ],
+)
+def test_retry_after_header_is_read_as_rfc_9110_says(header, seconds):
+    assert _retry_after(header) == seconds
 
 
 def test_a_delivery_that_fails_every_attempt_ends_failed(user, receiver, webhook_settings):
