@@ -19,12 +19,14 @@ import logging
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import (
+    celeryd_after_setup,
     task_failure,
     task_postrun,
     task_prerun,
     worker_process_init,
     worker_ready,
 )
+from celery.worker import state as worker_state
 from django import db
 
 from tasks_app import recovery, transitions
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 def connect_handlers() -> None:
     """Connect the handlers below to Celery's signals (tasks_app's ``ready()`` does, in every
     process; only a worker sends these signals)."""
+    celeryd_after_setup.connect(remember_node_name, dispatch_uid="tasks_app.node_name")
     task_failure.connect(record_hard_failure, dispatch_uid="tasks_app.record_hard_failure")
     worker_process_init.connect(freeze_startup_objects, dispatch_uid="tasks_app.freeze_child")
     worker_ready.connect(freeze_startup_objects, dispatch_uid="tasks_app.freeze_main")
@@ -54,27 +57,54 @@ def _is_ours(task_name: str | None) -> bool:
     return True
 
 
+# This worker's node name (``name@host``), which its claims write as the record's
+# ``worker``; None outside a worker.
+_node_name: str | None = None
+
+
+def remember_node_name(sender=None, **kwargs) -> None:
+    """celeryd_after_setup, in the worker's main process: ``sender`` is its node name."""
+    global _node_name
+    _node_name = sender
+
+
 def record_hard_failure(sender=None, task_id=None, exception=None, **kwargs) -> None:
     """running → timed_out on the hard time limit; running → failed when the worker died.
 
     Failures raised by the body itself are recorded by the body's runner, not here.
+
+    Sent in the worker's main process, which does not know which attempt its pool process
+    ran. If that process had hung, reconciliation may have given the task back meanwhile
+    and another attempt run it: the record is marked only while this worker holds it, and
+    not while another of its own pool processes runs the task again.
     """
     if task_id is None or not _is_ours(getattr(sender, "name", None)):
+        return
+    if _runs_here_again(task_id):
+        logger.info("hard failure not recorded id=%s: this worker runs it again", task_id)
         return
     try:
         if isinstance(exception, TimeLimitExceeded):
             transitions.task_mark_timed_out(
                 task_id=task_id,
                 error_message=f"Killed at its hard time limit of {sender.time_limit} s.",
+                claimed_by=_node_name,
             )
         elif isinstance(exception, WorkerLostError):
             transitions.task_mark_failed(
                 task_id=task_id,
                 error_type="WorkerLostError",
                 error_message="worker lost: the process running the task exited unexpectedly.",
+                claimed_by=_node_name,
             )
     except Exception:
         logger.exception("could not record failure id=%s", task_id)
+
+
+def _runs_here_again(task_id: str) -> bool:
+    """Whether another of this worker's requests for ``task_id`` is running (Celery has
+    taken the finished one out of its active requests before this signal)."""
+    return any(request.id == task_id for request in list(worker_state.active_requests))
 
 
 def refresh_connections(sender=None, **kwargs) -> None:

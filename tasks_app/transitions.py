@@ -99,8 +99,13 @@ def _held(task_id, attempt: int | None):
     return records if attempt is None else records.filter(attempts=attempt)
 
 
-def _attempt(attempt: int | None) -> Q | None:
-    return None if attempt is None else Q(attempts=attempt)
+def _attempt(attempt: int | None, *, claimed_by: str | None = None) -> Q | None:
+    """Only the given attempt, and only if the given worker claimed it (``worker``)."""
+    if claimed_by is None:  # every finish and progress report: kept to one Q
+        return None if attempt is None else Q(attempts=attempt)
+    if attempt is None:
+        return Q(worker=claimed_by)
+    return Q(attempts=attempt, worker=claimed_by)
 
 
 def task_report_progress(
@@ -222,20 +227,27 @@ def task_mark_failed(
     error_message: str,
     error_traceback: str = "",
     attempt: int | None = None,
+    claimed_by: str | None = None,
 ) -> bool:
     return task_finish(
         task_id=task_id,
         to=TaskStatus.FAILED,
-        only_if=_attempt(attempt),
+        only_if=_attempt(attempt, claimed_by=claimed_by),
         **_error_fields(task_id, error_type, error_message, error_traceback),
     )
 
 
-def task_mark_timed_out(*, task_id: str, error_message: str, attempt: int | None = None) -> bool:
+def task_mark_timed_out(
+    *,
+    task_id: str,
+    error_message: str,
+    attempt: int | None = None,
+    claimed_by: str | None = None,
+) -> bool:
     return task_finish(
         task_id=task_id,
         to=TaskStatus.TIMED_OUT,
-        only_if=_attempt(attempt),
+        only_if=_attempt(attempt, claimed_by=claimed_by),
         error_type="TimeLimitExceeded",
         error_message=error_message,
     )

@@ -12,10 +12,18 @@ from billiard.exceptions import WorkerLostError
 from celery import current_app
 from celery.app.task import Context
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import task_failure, task_revoked, worker_process_init, worker_ready
+from celery.signals import (
+    celeryd_after_setup,
+    task_failure,
+    task_revoked,
+    worker_process_init,
+    worker_ready,
+)
+from celery.worker import state as worker_state
 from django.db import connection
 from django.utils import timezone
 
+from tasks_app import signals
 from tasks_app.errors import PermanentTaskError
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus
 from tasks_app.task_types import get_task_type
@@ -102,6 +110,61 @@ def test_lost_worker_fails_the_running_task_with_a_dead_letter():
     assert record.error_message.startswith("worker lost: ")
     assert [entry["error_type"] for entry in record.error_history] == ["WorkerLostError"]
     assert DeadLetter.objects.get(task=record).final_status == TaskStatus.FAILED
+
+
+@pytest.fixture
+def worker_w1():
+    """This process as the worker ``w1@host``, as its start-up (celeryd_after_setup) says."""
+    celeryd_after_setup.send(sender="w1@host", instance=None, conf=current_app.conf)
+    yield
+    signals._node_name = None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("exception_type", [TimeLimitExceeded, WorkerLostError])
+def test_a_worker_records_the_hard_failure_of_a_task_it_holds(worker_w1, exception_type):
+    record = claimed_record(worker="w1@host")
+
+    fail_as_the_worker_does(record.pk, exception_type(5))
+
+    record.refresh_from_db()
+    assert record.status in (TaskStatus.TIMED_OUT, TaskStatus.FAILED)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("exception_type", [TimeLimitExceeded, WorkerLostError])
+def test_a_hung_attempt_killed_after_another_worker_took_the_task_over_changes_nothing(
+    worker_w1, exception_type
+):
+    # w1's pool process hung; reconciliation gave the task back and w2 runs attempt 2.
+    record = claimed_record(worker="w2@host", attempts=2)
+
+    fail_as_the_worker_does(record.pk, exception_type(5))
+
+    assert unchanged(record)
+    assert not DeadLetter.objects.exists()
+
+
+class RunningRequest:
+    """What Celery keeps in worker.state.active_requests for a task a pool process runs."""
+
+    def __init__(self, task_id: str):
+        self.id = task_id
+
+
+@pytest.mark.django_db
+def test_a_hung_attempt_killed_while_another_process_of_the_same_worker_runs_it_again(
+    worker_w1,
+):
+    record = claimed_record(worker="w1@host", attempts=2)
+    attempt_2 = RunningRequest(str(record.pk))
+    worker_state.active_requests.add(attempt_2)
+    try:
+        fail_as_the_worker_does(record.pk, TimeLimitExceeded(5))
+    finally:
+        worker_state.active_requests.discard(attempt_2)
+
+    assert unchanged(record)
 
 
 @pytest.mark.django_db
