@@ -5,6 +5,7 @@ imports it except the apps' ``tasks.py`` modules, which Celery's autodiscovery l
 every process (config/celery.py).
 """
 
+import inspect
 from collections.abc import Callable
 
 from celery import Task, shared_task
@@ -77,7 +78,7 @@ def register_task_type(
             name=name,
             body=body,
             input_serializer=input_serializer,
-            description=(body.__doc__ or "").strip(),
+            description=inspect.cleandoc(body.__doc__ or ""),
             queue=queue,
             priority=priority,
             soft_time_limit=soft_time_limit,

@@ -6,13 +6,25 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
+from markdown_it import MarkdownIt
 
 from documents.models import DocumentStatus
 from operations.models import HealthStatus
 from tasks_app.models import ACTIVE_STATUSES, TaskRecord, TaskStatus, Workflow, WorkflowStatus
 
 register = template.Library()
+
+# CommonMark with raw HTML turned off: any HTML in the text is shown as text, and links
+# to javascript: and the like are left out (markdown-it's own link check).
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
+
+
+@register.filter
+def markdown(text: str) -> SafeString:
+    """A task type's description (its docstring: `code`, paragraphs) as HTML."""
+    return mark_safe(_MARKDOWN.render(text or ""))  # noqa: S308 - escaped by markdown-it
 
 
 @register.filter

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from dashboard.templatetags.dashboard import markdown
 from tasks_app import events
 from tasks_app.models import TaskRecord, TaskStatus
 from tests.factories import TaskRecordFactory, UserFactory
@@ -323,6 +324,33 @@ def test_the_submit_page_lists_public_types_only(browser):
     assert "documents.process" not in page
     assert browser.get("/tasks/new/documents.process/").status_code == 404
     assert browser.get("/tasks/new/no.such.type/").status_code == 404
+
+
+def test_task_type_descriptions_are_shown_as_markdown(browser):
+    listing = _text(browser.get("/tasks/new/"))
+    form = _text(browser.get("/tasks/new/diagnostics.overrun/"))
+
+    # The docstring's `seconds` is code, and its two paragraphs are two, without the
+    # docstring's indentation.
+    assert "Run <code>seconds</code> under a 2 s soft" in form
+    assert "`seconds`" not in form and "`seconds`" not in listing
+    assert "</p>\n<p>The scratch file is removed" in form
+    assert "Sleep for <code>seconds</code>, in <code>steps</code> equal steps" in listing
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "<script>alert(1)</script> `x`",
+            "<p>&lt;script&gt;alert(1)&lt;/script&gt; <code>x</code></p>",
+        ),
+        ("[a](javascript:alert(1))", "<p>[a](javascript:alert(1))</p>"),
+        ("", ""),
+    ],
+)
+def test_a_description_cannot_bring_its_own_html_or_script_links(text, shown):
+    assert markdown(text).strip() == shown
 
 
 def test_the_form_of_a_type_comes_from_its_input_serializer(browser):
