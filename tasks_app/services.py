@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -255,21 +256,17 @@ def task_cancel(*, record: TaskRecord) -> TaskRecord:
     return record
 
 
-# Unrevoked keys one user may hold: enough for every script and service of theirs, and a
-# bound on what a user creating keys in a loop can store.
-API_KEYS_MAX_PER_USER = 100
-
-
 @transaction.atomic
 def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
     """Create a key for ``owner``. The raw key is returned once and never stored.
 
-    Raises ``ApiKeyLimitReached`` past ``API_KEYS_MAX_PER_USER`` unrevoked keys.
+    Raises ``ApiKeyLimitReached`` past the setting API_KEYS_MAX_PER_USER unrevoked keys.
     """
     # The owner's row is locked, so two requests at once cannot both pass the count.
     get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
-    if ApiKey.objects.filter(owner=owner, revoked_at__isnull=True).count() >= API_KEYS_MAX_PER_USER:
-        raise ApiKeyLimitReached(limit=API_KEYS_MAX_PER_USER)
+    limit = settings.API_KEYS_MAX_PER_USER
+    if ApiKey.objects.filter(owner=owner, revoked_at__isnull=True).count() >= limit:
+        raise ApiKeyLimitReached(limit=limit)
     prefix = secrets.token_hex(4)
     raw_key = f"jsk_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(

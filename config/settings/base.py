@@ -254,6 +254,9 @@ REST_FRAMEWORK = {
 }
 # JSON request bodies past this many bytes are refused with 413 before they are parsed.
 API_MAX_JSON_BYTES = env.int("API_MAX_JSON_BYTES", default=1024 * 1024)
+# Unrevoked API keys one user may hold: enough for every script and service of theirs, and
+# a bound on what a user creating keys in a loop can store.
+API_KEYS_MAX_PER_USER = env.int("API_KEYS_MAX_PER_USER", default=100)
 # Each list view names its own (cursor) pagination class; PAGE_SIZE is their shared default.
 SILENCED_SYSTEM_CHECKS = ["rest_framework.W001"]
 

@@ -49,8 +49,8 @@ def api_key_list(request):
         "nav": "keys",
         "form": form,
         "created_key": created_key,
-        # Unrevoked keys are bounded (API_KEYS_MAX_PER_USER); revoked ones are not, so the
-        # page shows the newest of all.
+        # Unrevoked keys are bounded (the setting API_KEYS_MAX_PER_USER); revoked ones are
+        # not, so the page shows the newest of all.
         "api_keys": selectors.api_key_list_for_user(user=request.user)[:KEYS_SHOWN],
     }
     return render(request, "dashboard/api_keys.html", context, status=status)

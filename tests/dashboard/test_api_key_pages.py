@@ -61,8 +61,8 @@ def test_a_key_needs_a_name_of_at_most_100_characters(browser):
     assert ApiKey.objects.count() == 0
 
 
-def test_past_the_limit_of_keys_the_page_says_to_revoke_one(browser, user, monkeypatch):
-    monkeypatch.setattr(services, "API_KEYS_MAX_PER_USER", 2)
+def test_past_the_limit_of_keys_the_page_says_to_revoke_one(browser, user, settings):
+    settings.API_KEYS_MAX_PER_USER = 2
     services.api_key_create(owner=user, name="one")
     services.api_key_create(owner=user, name="two")
 

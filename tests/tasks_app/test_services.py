@@ -167,8 +167,8 @@ def test_api_key_revoke_is_final_and_harmless_twice(user):
     assert second == first
 
 
-def test_revoked_keys_do_not_count_against_the_limit(user, monkeypatch):
-    monkeypatch.setattr(services, "API_KEYS_MAX_PER_USER", 1)
+def test_revoked_keys_do_not_count_against_the_limit(user, settings):
+    settings.API_KEYS_MAX_PER_USER = 1
     old, _ = services.api_key_create(owner=user, name="old")
     with pytest.raises(ApiKeyLimitReached):
         services.api_key_create(owner=user, name="new")
