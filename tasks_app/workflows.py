@@ -163,12 +163,16 @@ def workflow_submit(*, owner: AbstractBaseUser, name: str, steps: list[dict]) ->
 
 def _stage_submit(workflow: Workflow, index: int, *, enforce_active_limit: bool) -> None:
     stage = workflow.stages[index]
+    # Earlier stages' results, read once for the whole stage, and only if a step asks.
+    earlier: dict[str, TaskRecord] | None = None
     for step in stage["steps"]:
+        if step["input_from"] and earlier is None:
+            earlier = _latest_records(workflow, fields=("result",))
         try:
             task_type = get_task_type(step["task_type"])
         except UnknownTaskType:  # removed by a deploy since the workflow was submitted
             raise _StageInputInvalid(step["name"], {"task_type": "no longer exists"}) from None
-        input_data = {**step["input"], **_filled_in(workflow, step["input_from"])}
+        input_data = {**step["input"], **_filled_in(workflow, step["input_from"], earlier)}
         serializer = task_type.input_serializer(data=input_data)
         if not serializer.is_valid():
             raise _StageInputInvalid(step["name"], dict(serializer.errors))
@@ -192,10 +196,9 @@ class _StageInputInvalid(Exception):
         )
 
 
-def _filled_in(workflow: Workflow, input_from: dict) -> dict:
+def _filled_in(workflow: Workflow, input_from: dict, results: dict | None) -> dict:
     if not input_from:
         return {}
-    results = _latest_records(workflow)
     filled = {}
     for field, reference in input_from.items():
         match = REFERENCE.fullmatch(reference)
@@ -210,10 +213,17 @@ def _filled_in(workflow: Workflow, input_from: dict) -> dict:
     return filled
 
 
-def _latest_records(workflow: Workflow) -> dict[str, TaskRecord]:
-    """Each step's latest record (a requeued step has several)."""
+def _latest_records(
+    workflow: Workflow, *, fields: tuple[str, ...], steps: list[str] | None = None
+) -> dict[str, TaskRecord]:
+    """Each step's latest record (a requeued step has several), of ``steps`` only if given,
+    with only ``fields`` loaded besides the step's name: a step's input and result can be
+    large, and a group's every finish asks."""
+    records = TaskRecord.objects.filter(workflow=workflow)
+    if steps is not None:
+        records = records.filter(workflow_step__in=steps)
     latest: dict[str, TaskRecord] = {}
-    for record in TaskRecord.objects.filter(workflow=workflow).order_by("created_at", "id"):
+    for record in records.only("workflow_step", *fields).order_by("created_at", "id"):
         latest[record.workflow_step] = record
     return latest
 
@@ -232,8 +242,10 @@ def workflow_step_finished(record: TaskRecord) -> None:
     if workflow.status != WorkflowStatus.RUNNING:
         return
     stage = workflow.stages[workflow.current_stage]
-    latest = _latest_records(workflow)
-    stage_records = [latest.get(step["name"]) for step in stage["steps"]]
+    names = [step["name"] for step in stage["steps"]]
+    # The results only once every step has succeeded: this stage's last finish.
+    latest = _latest_records(workflow, fields=("status", "error_message"), steps=names)
+    stage_records = [latest.get(name) for name in names]
     failed = [r for r in stage_records if r is not None and r.status in FAILED_STATUSES]
     if failed:  # a sibling failed before: the workflow waits for its requeue
         _fail(workflow, step=failed[0].workflow_step, error=failed[0].error_message)
@@ -242,7 +254,8 @@ def workflow_step_finished(record: TaskRecord) -> None:
         return  # siblings still running
     following = workflow.current_stage + 1
     if following == len(workflow.stages):
-        results = [r.result for r in stage_records]
+        finished = _latest_records(workflow, fields=("result",), steps=names)
+        results = [finished[name].result for name in names]
         Workflow.objects.transition(
             pk=workflow.pk,
             to=WorkflowStatus.SUCCEEDED,

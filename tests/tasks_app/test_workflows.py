@@ -2,6 +2,8 @@
 workflow in the finish's transaction (the worker's part is driven through transitions)."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tasks_app import dead_letters
 from tasks_app.models import DeadLetter, TaskRecord, TaskStatus, Workflow
@@ -82,6 +84,27 @@ def test_a_group_runs_at_once_and_its_final_step_gets_every_result(api):
     workflow = Workflow.objects.get(pk=workflow_id)
     assert (workflow.status, workflow.failed_step) == ("failed", "merge")
     assert "Not a valid string" in workflow.error_message
+
+
+def test_a_steps_finish_reads_its_stage_without_the_inputs_and_results(api, settings):
+    settings.TASKS_MAX_RUNNING_PER_USER = 10  # every step admitted at once
+    # A group's every finish looks at its siblings: with large inputs and results, and a
+    # hundred steps, reading whole records made that quadratic in bytes.
+    group = [{"name": f"s{n}", **SLEEP} for n in range(5)]
+    response = _submit(api, [{"name": "fan", "group": group}, {"name": "after", **SLEEP}])
+    workflow_id = response.json()["id"]
+    for name in ("s0", "s1", "s2", "s3"):
+        _succeed(_step(workflow_id, name), {"n": name})
+
+    with CaptureQueriesContext(connection) as captured:
+        _succeed(_step(workflow_id, "s4"), {"n": "s4"})
+
+    reads = [
+        q["sql"] for q in captured if q["sql"].startswith("SELECT") and "workflow_step" in q["sql"]
+    ]
+    stage_reads = [sql for sql in reads if '"status"' in sql and '"result"' not in sql]
+    assert len(stage_reads) == 1 and '"input"' not in stage_reads[0]
+    assert _step(workflow_id, "after").status == TaskStatus.QUEUED  # the next stage started
 
 
 def test_a_failed_step_fails_the_workflow_and_its_requeue_resumes_it(api, staff_user):
