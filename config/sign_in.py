@@ -6,6 +6,21 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+# django-axes keeps the username in a column of 255 characters; Django's sign-in form does
+# not refuse a longer one before it authenticates.
+USERNAME_KEPT_CHARS = 255
+
+
+def lockout_username(request: HttpRequest, credentials: dict | None) -> str | None:
+    """The username a sign-in attempt is counted under (AXES_USERNAME_CALLABLE): the one
+    given, cut to what axes can store, so that a 5,000-character name is an ordinary
+    failure instead of a database error (a 500)."""
+    if credentials:
+        username = credentials.get("username")
+    else:
+        username = getattr(request, "data", request.POST).get("username")
+    return None if username is None else str(username)[:USERNAME_KEPT_CHARS]
+
 
 def lockout_response(request: HttpRequest, original_response, credentials) -> HttpResponse:
     """429, with the page saying how long to wait and Retry-After saying it to programs.

@@ -209,6 +209,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("AUTH_LOGIN_LOCKOUT_MINUTES", de
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "config.sign_in.lockout_response"
+AXES_USERNAME_CALLABLE = "config.sign_in.lockout_username"
 # Each attempt is not logged to a table of its own (it would grow without bound); the
 # failures are kept until their lockout ends, and each lockout is logged (axes' warnings).
 AXES_DISABLE_ACCESS_LOG = True

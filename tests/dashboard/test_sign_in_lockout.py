@@ -86,3 +86,23 @@ def test_the_admins_sign_in_counts_and_locks_the_same_way(client, settings):
     assert "Too many failed sign-ins" in locked.content.decode()
     # The dashboard's page shares the count: the pair is locked there too.
     assert sign_in(client, "root", RIGHT).status_code == 429
+
+
+@pytest.mark.parametrize("url", [SIGN_IN, ADMIN_SIGN_IN])
+def test_an_overlong_username_or_user_agent_is_an_ordinary_failure(client, url):
+    answers = [
+        client.post(
+            url,
+            {"username": "x" * 5000, "password": WRONG},
+            REMOTE_ADDR="203.0.113.7",
+            HTTP_USER_AGENT="agent " * 2000,
+        ).status_code,
+        client.post(
+            url,
+            {"username": "y" * 150, "password": WRONG},
+            REMOTE_ADDR="203.0.113.7",
+            HTTP_USER_AGENT="agent " * 2000,
+        ).status_code,
+    ]
+
+    assert answers == [200, 200]  # the form again, with its error; never a 500
