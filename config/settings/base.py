@@ -306,5 +306,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # Django gives its own logger a console handler under DEBUG; through root it is enough.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        # django-axes tells at INFO of every sign-in it counts and every clean-up; its
+        # lockouts are warnings.
+        "axes": {"level": "WARNING"},
+    },
 }

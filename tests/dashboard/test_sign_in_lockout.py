@@ -20,7 +20,7 @@ def sign_in(client: Client, username: str, password: str, *, address="203.0.113.
     return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
-def test_five_wrong_passwords_lock_that_username_from_that_address(client, settings):
+def test_five_wrong_passwords_lock_that_username_from_that_address(client, settings, caplog):
     UserFactory(username="alice")
 
     wrong = [
@@ -36,6 +36,11 @@ def test_five_wrong_passwords_lock_that_username_from_that_address(client, setti
     assert "Too many failed sign-ins" in page
     assert "Try again in 15 minutes" in page
     assert "_auth_user_id" not in client.session
+    # Each failure and the lockout are warnings, naming the pair and the page.
+    lockout = next(r for r in caplog.records if "Locking out" in r.getMessage())
+    assert lockout.levelname == "WARNING"
+    assert 'username: "alice"' in lockout.getMessage()
+    assert 'ip_address: "203.0.113.7"' in lockout.getMessage()
 
 
 def test_the_lockout_leaves_the_same_user_from_elsewhere_and_other_users_alone(client, settings):
