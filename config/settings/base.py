@@ -208,6 +208,10 @@ AXES_FAILURE_LIMIT = env.int("AUTH_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AUTH_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# A try during the lockout is refused and not recorded: axes would append each one's
+# request data to the pair's row, which someone hammering a locked pair could grow without
+# bound. The lockout ends AUTH_LOGIN_LOCKOUT_MINUTES after the failure that started it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "config.sign_in.lockout_response"
 AXES_USERNAME_CALLABLE = "config.sign_in.lockout_username"
 # Each attempt is not logged to a table of its own (it would grow without bound); the
@@ -215,6 +219,9 @@ AXES_USERNAME_CALLABLE = "config.sign_in.lockout_username"
 AXES_DISABLE_ACCESS_LOG = True
 # Its start-up banner in every process and command; lockouts are logged either way.
 AXES_VERBOSE = False
+# A lockout's warning names the username and address, as sign-in logs do (sshd's, say):
+# who is attacked, and from where. axes would mask both.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
 
 # Every page's scripts and styles come from our own static files: no inline script, no
 # CDN (django-csp). The API docs' third-party pages (Swagger UI, ReDoc) carry inline

@@ -43,6 +43,27 @@ def test_five_wrong_passwords_lock_that_username_from_that_address(client, setti
     assert 'ip_address: "203.0.113.7"' in lockout.getMessage()
 
 
+def test_tries_during_the_lockout_are_refused_without_being_stored(client, settings):
+    UserFactory(username="alice")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, "alice", WRONG)
+    stored = AccessAttempt.objects.values("failures_since_start", "post_data", "attempt_time")
+    before = stored.get()
+
+    # Someone hammering the locked pair, with as much data as a form may carry.
+    answers = [
+        client.post(
+            SIGN_IN,
+            {"username": "alice", "password": WRONG, "padding": "p" * 100_000},
+            REMOTE_ADDR="203.0.113.7",
+        ).status_code
+        for _ in range(20)
+    ]
+
+    assert answers == [429] * 20
+    assert stored.get() == before  # neither counted, nor its data kept, nor the time moved
+
+
 def test_the_lockout_leaves_the_same_user_from_elsewhere_and_other_users_alone(client, settings):
     UserFactory(username="alice")
     UserFactory(username="bob")
