@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from documents.processing import UrlNotAllowed
@@ -143,18 +143,14 @@ def deliveries_claim_due(*, limit: int) -> list[ClaimedDelivery]:
     attempt's time and a margin have passed (the attempt is then taken for lost)."""
     now = timezone.now()
     lease = timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
-    due = list(
-        WebhookDelivery.objects.due(now)
-        .order_by("next_attempt_at")
-        .values_list("pk", "next_attempt_at")[:limit]
-    )
-    claimed = []
-    for pk, next_attempt_at in due:
-        # Conditional on the due time read: another sender that took it first moved it.
-        if WebhookDelivery.objects.filter(
-            pk=pk, status=DeliveryStatus.PENDING, next_attempt_at=next_attempt_at
-        ).update(next_attempt_at=now + lease):
-            claimed.append(pk)
+    # Two statements, whatever ``limit``: the due rows are locked as read (PostgreSQL skips
+    # those another sender holds; SQLite's write lock serializes), then moved past the lease.
+    with transaction.atomic():
+        due = WebhookDelivery.objects.due(now).order_by("next_attempt_at")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        claimed = list(due.values_list("pk", flat=True)[:limit])
+        WebhookDelivery.objects.filter(pk__in=claimed).update(next_attempt_at=now + lease)
     deliveries = WebhookDelivery.objects.filter(pk__in=claimed).select_related("event", "endpoint")
     owners_with_callbacks = {d.event.owner_id for d in deliveries if d.endpoint_id is None}
     callback_secrets = {

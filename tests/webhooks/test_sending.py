@@ -3,8 +3,10 @@ retried on a schedule, logged, and never sent where the SSRF rules forbid."""
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django.utils.http import http_date
 from standardwebhooks import Webhook
@@ -13,10 +15,16 @@ from tasks_app.models import TaskStatus
 from tasks_app.transitions import task_claim, task_mark_succeeded
 from tests.factories import TaskRecordFactory
 from tests.waiting import wait_until
+from webhooks.events import events_make_for_finished
 from webhooks.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.sender import Sender
 from webhooks.sending import _retry_after
-from webhooks.services import delivery_redeliver, endpoint_create, secret_rotate
+from webhooks.services import (
+    deliveries_claim_due,
+    delivery_redeliver,
+    endpoint_create,
+    secret_rotate,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,6 +123,29 @@ def test_retry_after_delays_the_next_attempt_in_seconds_or_as_a_date(
 )
 def test_retry_after_header_is_read_as_rfc_9110_says(header, seconds):
     assert _retry_after(header) == seconds
+
+
+def test_two_senders_at_once_never_take_the_same_delivery(user, receiver, webhook_settings):
+    endpoint_create(owner=user, url=receiver.url, event_types=[])
+    for _ in range(30):
+        _finish_one(user)
+    events_make_for_finished()
+    assert WebhookDelivery.objects.count() == 30
+    start = threading.Barrier(2)
+
+    def claim() -> list:
+        start.wait()
+        try:
+            return [claimed.delivery.pk for claimed in deliveries_claim_due(limit=20)]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(lambda _: claim(), range(2))
+
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 30
+    assert deliveries_claim_due(limit=20) == []  # all taken, for their lease
 
 
 def test_a_delivery_that_fails_every_attempt_ends_failed(user, receiver, webhook_settings):
