@@ -1,10 +1,12 @@
-"""Finished task records waiting to be announced to whoever registered for them.
+"""Finished task records, and workflows that ended or failed, waiting to be announced to
+whoever registered for them.
 
 A move to a final status marks the record ``announce_pending`` in its own statement when
 it matches the condition an app registered (``announce_finishes_where``): the mark is the
 outbox of finishes, as ``dispatched_at IS NULL`` is the relay's outbox of submits. The
 app reads marked records here, writes what it makes of them (webhook events), and clears
-the marks in the same transaction, so each finish is announced once.
+the marks in the same transaction, so each finish is announced once. Workflows are marked
+the same way (``workflow.announce_workflow_moves_where``).
 """
 
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from django.db import connection
 
 from api.errors import DomainError
 from tasks_app.errors import CallbackUrlNotAllowed
-from tasks_app.models import TaskRecord
+from tasks_app.models import TaskRecord, Workflow
 
 
 def records_to_announce(*, limit: int) -> list[TaskRecord]:
@@ -27,6 +29,20 @@ def records_to_announce(*, limit: int) -> list[TaskRecord]:
 
 def records_mark_announced(*, task_ids: list) -> int:
     return TaskRecord.objects.filter(pk__in=task_ids, announce_pending=True).update(
+        announce_pending=False
+    )
+
+
+def workflows_to_announce(*, limit: int) -> list[Workflow]:
+    """Up to ``limit`` marked workflows, oldest first, locked as ``records_to_announce``."""
+    workflows = Workflow.objects.filter(announce_pending=True).order_by("created_at")
+    if connection.features.has_select_for_update_skip_locked:
+        workflows = workflows.select_for_update(skip_locked=True)
+    return list(workflows[:limit])
+
+
+def workflows_mark_announced(*, workflow_ids: list) -> int:
+    return Workflow.objects.filter(pk__in=workflow_ids, announce_pending=True).update(
         announce_pending=False
     )
 

@@ -100,7 +100,14 @@ class AttemptSerializer(serializers.ModelSerializer):
 class DeliveryOutputSerializer(serializers.ModelSerializer):
     event_id = serializers.CharField(source="event.id", help_text="Its webhook-id header.")
     event_type = serializers.CharField(source="event.event_type")
-    task_id = serializers.UUIDField(source="event.task_id")
+    task_id = serializers.UUIDField(
+        source="event.task_id",
+        allow_null=True,
+        help_text="The task of a task.* or document.* event.",
+    )
+    workflow_id = serializers.UUIDField(
+        source="event.workflow_id", allow_null=True, help_text="The workflow of a workflow.* event."
+    )
     endpoint = serializers.UUIDField(source="endpoint_id", allow_null=True)
     links = serializers.SerializerMethodField()
 
@@ -111,6 +118,7 @@ class DeliveryOutputSerializer(serializers.ModelSerializer):
             "event_id",
             "event_type",
             "task_id",
+            "workflow_id",
             "endpoint",
             "url",
             "status",

@@ -4,8 +4,10 @@ also clears the marks: each finish makes its events once, and only a finish that
 committed makes any.
 
 A task's end is ``task.<status>``; a documents task's end is also ``document.completed``
-or ``document.failed``. The payload is thin, as Standard Webhooks advises: what happened
-and the ids to fetch the rest with (the task's result is at ``GET /api/v1/tasks/<id>/``).
+or ``document.failed``. A workflow's end, or its failure, is ``workflow.<status>``, made
+from workflows marked the same way (``tasks_app.announcements``). The payload is thin, as
+Standard Webhooks advises: what happened and the ids to fetch the rest with (the task's
+result is at ``GET /api/v1/tasks/<id>/``).
 """
 
 import json
@@ -16,8 +18,13 @@ from django.utils import timezone
 
 from documents.models import Document
 from documents.services import PROCESS_TASK_TYPE
-from tasks_app.announcements import records_mark_announced, records_to_announce
-from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.announcements import (
+    records_mark_announced,
+    records_to_announce,
+    workflows_mark_announced,
+    workflows_to_announce,
+)
+from tasks_app.models import TaskRecord, TaskStatus, Workflow, WorkflowStatus
 from webhooks.models import (
     CallbackSecret,
     EndpointStatus,
@@ -38,22 +45,62 @@ DOCUMENT_EVENTS = {
     TaskStatus.FAILED: EventType.DOCUMENT_FAILED,
     TaskStatus.TIMED_OUT: EventType.DOCUMENT_FAILED,
 }
+WORKFLOW_EVENTS = {
+    WorkflowStatus.SUCCEEDED: EventType.WORKFLOW_SUCCEEDED,
+    WorkflowStatus.FAILED: EventType.WORKFLOW_FAILED,
+    WorkflowStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
+}
 
 
 @transaction.atomic
 def events_make_for_finished(*, limit: int = 200) -> int:
-    """Make the events and deliveries of up to ``limit`` announced finishes; how many."""
+    """Make the events and deliveries of up to ``limit`` announced task finishes and as
+    many announced workflow moves; how many of both."""
     records = records_to_announce(limit=limit)
-    if not records:
+    workflows = workflows_to_announce(limit=limit)
+    if not records and not workflows:
         return 0
-    owners = {record.owner_id for record in records}
+    endpoints = _enabled_endpoints(
+        {record.owner_id for record in records} | {workflow.owner_id for workflow in workflows}
+    )
+    now = timezone.now()
+    events, deliveries = _task_events(records, endpoints, now)
+    for workflow in workflows:
+        event_type = WORKFLOW_EVENTS.get(workflow.status)
+        wanting = [e for e in endpoints[workflow.owner_id] if event_type and e.wants(event_type)]
+        if not wanting:
+            continue  # it ran on since it was marked, or nobody wants this event
+        event = WebhookEvent(
+            id=WebhookEvent.new_id(),
+            owner_id=workflow.owner_id,
+            event_type=event_type,
+            workflow_id=workflow.pk,
+            payload=_payload(event_type, _workflow_data(workflow), now),
+            created_at=now,
+        )
+        events.append(event)
+        deliveries.extend(
+            WebhookDelivery(event=event, endpoint=endpoint, url=endpoint.url, next_attempt_at=now)
+            for endpoint in wanting
+        )
+    WebhookEvent.objects.bulk_create(events)
+    WebhookDelivery.objects.bulk_create(deliveries)
+    records_mark_announced(task_ids=[record.pk for record in records])
+    workflows_mark_announced(workflow_ids=[workflow.pk for workflow in workflows])
+    return len(records) + len(workflows)
+
+
+def _enabled_endpoints(owner_ids: set) -> defaultdict:
     endpoints = defaultdict(list)
     for endpoint in WebhookEndpoint.objects.filter(
-        owner_id__in=owners, status=EndpointStatus.ENABLED
+        owner_id__in=owner_ids, status=EndpointStatus.ENABLED
     ):
         endpoints[endpoint.owner_id].append(endpoint)
+    return endpoints
+
+
+def _task_events(records: list[TaskRecord], endpoints: defaultdict, now) -> tuple[list, list]:
     documents = _documents_of(records)
-    now = timezone.now()
     events, deliveries = [], []
     for record in records:
         for event_type, data in _events_of(record, documents):
@@ -83,10 +130,7 @@ def events_make_for_finished(*, limit: int = 200) -> int:
         # Callbacks are signed with their owner's callback secret: made on first need.
         for owner_id in {record.owner_id for record in records if record.callback_url}:
             CallbackSecret.objects.get_or_create(owner_id=owner_id)
-    WebhookEvent.objects.bulk_create(events)
-    WebhookDelivery.objects.bulk_create(deliveries)
-    records_mark_announced(task_ids=[record.pk for record in records])
-    return len(records)
+    return events, deliveries
 
 
 def _documents_of(records: list[TaskRecord]) -> dict:
@@ -120,6 +164,20 @@ def _task_data(record: TaskRecord) -> dict:
         "created_at": _iso(record.created_at),
         "started_at": _iso(record.started_at),
         "finished_at": _iso(record.finished_at),
+    }
+
+
+def _workflow_data(workflow: Workflow) -> dict:
+    return {
+        "id": str(workflow.pk),
+        "name": workflow.name,
+        "status": workflow.status,
+        "steps_done": workflow.steps_done,
+        "steps_total": workflow.steps_total,
+        "failed_step": workflow.failed_step,
+        "error_message": workflow.error_message,
+        "created_at": _iso(workflow.created_at),
+        "finished_at": _iso(workflow.finished_at),
     }
 
 

@@ -22,6 +22,9 @@ class EventType(models.TextChoices):
     TASK_TIMED_OUT = "task.timed_out"
     DOCUMENT_COMPLETED = "document.completed"
     DOCUMENT_FAILED = "document.failed"
+    WORKFLOW_SUCCEEDED = "workflow.succeeded"
+    WORKFLOW_FAILED = "workflow.failed"
+    WORKFLOW_CANCELLED = "workflow.cancelled"
 
 
 def new_secret() -> str:
@@ -133,7 +136,12 @@ class WebhookEvent(models.Model):
     )
     event_type = models.CharField(max_length=40, choices=EventType.choices)
     task_id = models.UUIDField(
-        help_text="The task whose end this is (not a key: tasks are pruned)."
+        null=True,
+        blank=True,
+        help_text="The task whose end this is (not a key: tasks are pruned).",
+    )
+    workflow_id = models.UUIDField(
+        null=True, blank=True, help_text="The workflow whose move this is (workflow.* events)."
     )
     payload = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)

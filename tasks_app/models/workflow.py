@@ -35,8 +35,35 @@ WORKFLOW_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+# The moves another app may be told of (``announce_workflow_moves_where``): the ends, and
+# a failure, after which the workflow waits for its failed step to be requeued.
+ANNOUNCED_STATUSES = frozenset(
+    {WorkflowStatus.SUCCEEDED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED}
+)
+
+# Which of those moves are to be announced: None, none.
+_announce_when: models.Expression | None = None
+
+
+def announce_workflow_moves_where(condition: models.Q) -> None:
+    """Mark each workflow that moves to one of ANNOUNCED_STATUSES and matches ``condition``
+    as one to announce (``announce_pending``), in the move's own statement: as
+    ``task_record.announce_finishes_where`` does for tasks, whose docstring says why."""
+    global _announce_when  # noqa: PLW0603 - set once, from AppConfig.ready()
+    _announce_when = models.Case(
+        models.When(condition, then=models.Value(True)),
+        default=models.Value(False),
+        output_field=models.BooleanField(),
+    )
+
+
 class WorkflowQuerySet(TransitionQuerySet):
     transitions = WORKFLOW_TRANSITIONS
+
+    def transition(self, *, pk, to: str, only_if=None, **fields) -> bool:
+        if _announce_when is not None and to in ANNOUNCED_STATUSES:
+            fields["announce_pending"] = _announce_when
+        return super().transition(pk=pk, to=to, only_if=only_if, **fields)
 
 
 class Workflow(models.Model):
@@ -63,12 +90,22 @@ class Workflow(models.Model):
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Its last move (to succeeded, failed or cancelled) is still to be announced (webhooks).
+    announce_pending = models.BooleanField(default=False)
 
     objects = WorkflowQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-created_at"], name="workflow_owner_created")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="workflow_owner_created"),
+            # Moves to announce: small, since a row leaves it once announced.
+            models.Index(
+                fields=["created_at"],
+                name="workflow_announce",
+                condition=models.Q(announce_pending=True),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(status__in=WorkflowStatus.values), name="workflow_status_valid"

@@ -8,9 +8,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tasks_app.models import TaskStatus
+from tasks_app.models import TaskStatus, Workflow
 from tasks_app.transitions import task_claim, task_mark_succeeded
+from tasks_app.workflows import workflow_cancel
 from tests.factories import TaskRecordFactory
+from tests.tasks_app.test_workflows import SLEEP
 from webhooks import services
 from webhooks.events import events_make_for_finished
 from webhooks.models import (
@@ -202,6 +204,26 @@ def test_the_delivery_page_shows_the_body_and_each_attempt(browser, user):
     assert 'id="attempt-1"' in text
     assert "HTTP 503" in text and "41 ms" in text and "down for maintenance" in text
     assert "Redeliver" in text
+
+
+def test_a_workflow_events_delivery_links_to_its_workflow(browser, user, api):
+    endpoint = _endpoint(user)
+    response = api.post(
+        "/api/v1/workflows/",
+        {"name": "wf", "steps": [{"name": "only", **SLEEP}]},
+        format="json",
+    )
+    workflow_id = response.json()["id"]
+    workflow_cancel(workflow=Workflow.objects.get(pk=workflow_id))
+    events_make_for_finished()
+    delivery = WebhookDelivery.objects.get(event__event_type="workflow.cancelled")
+
+    page = browser.get(f"/webhooks/deliveries/{delivery.pk}/").content.decode()
+    log = browser.get(f"/webhooks/endpoints/{endpoint.pk}/").content.decode()
+
+    assert f'href="/workflows/{workflow_id}/"' in page
+    assert f'href="/workflows/{workflow_id}/"' in log
+    assert "workflow.cancelled" in log and "task.cancelled" in log
 
 
 def test_redeliver_moves_a_failed_delivery_back_to_pending(browser, user):

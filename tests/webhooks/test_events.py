@@ -6,9 +6,13 @@ import json
 import pytest
 from django.db import transaction
 
-from tasks_app.models import TaskRecord, TaskStatus
+from tasks_app.models import TaskRecord, TaskStatus, Workflow
 from tasks_app.transitions import task_claim, task_finish, task_mark_failed, task_mark_succeeded
+from tasks_app.workflows import workflow_cancel
 from tests.factories import TaskRecordFactory
+from tests.tasks_app.test_workflows import SLEEP, _step
+from tests.tasks_app.test_workflows import _submit as _submit_workflow
+from tests.tasks_app.test_workflows import _succeed as _succeed_step
 from webhooks.events import events_make_for_finished
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks.services import endpoint_create
@@ -167,3 +171,80 @@ def test_a_documents_task_also_makes_its_documents_event(user, finish, document_
     assert body["data"]["filename"] == "report.pdf"
     assert body["data"]["task_id"] == str(record.pk)
     assert WebhookDelivery.objects.get().endpoint == endpoint
+
+
+# --- Workflows ---------------------------------------------------------------------------
+
+
+def _chain(api) -> str:
+    response = _submit_workflow(api, [{"name": "first", **SLEEP}, {"name": "second", **SLEEP}])
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def _workflow_events() -> list[dict]:
+    return [
+        json.loads(payload)
+        for payload in WebhookEvent.objects.filter(event_type__startswith="workflow.")
+        .order_by("created_at")
+        .values_list("payload", flat=True)
+    ]
+
+
+def test_a_workflow_that_succeeds_is_one_workflow_succeeded_event(user, api):
+    everything, tasks_only = _endpoint(user), _endpoint(user, "task.succeeded")
+    workflow_id = _chain(api)
+    _succeed_step(_step(workflow_id, "first"), {"n": 1})
+    assert Workflow.objects.get(pk=workflow_id).announce_pending is False  # still running
+    _succeed_step(_step(workflow_id, "second"), {"n": 2})
+
+    events_make_for_finished()
+    assert events_make_for_finished() == 0  # the marks are cleared with the events' commit
+
+    [body] = _workflow_events()
+    assert body["type"] == "workflow.succeeded"
+    assert body["data"] | {"created_at": None, "finished_at": None} == {
+        "id": workflow_id,
+        "name": "wf",
+        "status": "succeeded",
+        "steps_done": 2,
+        "steps_total": 2,
+        "failed_step": "",
+        "error_message": "",
+        "created_at": None,
+        "finished_at": None,
+    }
+    event = WebhookEvent.objects.get(event_type="workflow.succeeded")
+    assert (str(event.workflow_id), event.task_id) == (workflow_id, None)
+    # Only the endpoint that wants every event gets it; the steps' own task events go too.
+    assert list(event.deliveries.values_list("endpoint", flat=True)) == [everything.pk]
+    assert WebhookDelivery.objects.filter(endpoint=tasks_only).count() == 2
+
+
+def test_a_failed_step_is_a_workflow_failed_event_and_a_cancel_a_workflow_cancelled_one(user, api):
+    _endpoint(user, "workflow.failed", "workflow.cancelled")
+    workflow_id = _chain(api)
+    first = _step(workflow_id, "first")
+    task_claim(task_id=str(first.pk), worker="w1")
+    task_mark_failed(task_id=str(first.pk), error_type="IOError", error_message="disk full")
+    events_make_for_finished()
+    workflow_cancel(workflow=Workflow.objects.get(pk=workflow_id))
+    events_make_for_finished()
+
+    failed, cancelled = _workflow_events()
+    assert (failed["type"], failed["data"]["failed_step"]) == ("workflow.failed", "first")
+    assert "disk full" in failed["data"]["error_message"]
+    assert (cancelled["type"], cancelled["data"]["status"]) == (
+        "workflow.cancelled",
+        "cancelled",
+    )
+    # The endpoint wants no task events: the step's failure made none for it.
+    assert WebhookDelivery.objects.count() == 2
+
+
+def test_a_workflow_of_an_owner_without_endpoints_is_not_marked(user, api):
+    workflow_id = _chain(api)
+    workflow_cancel(workflow=Workflow.objects.get(pk=workflow_id))
+
+    assert Workflow.objects.get(pk=workflow_id).announce_pending is False
+    assert events_make_for_finished() == 0
