@@ -107,3 +107,30 @@ def test_a_failed_task_is_announced_to_an_endpoint_that_wants_failures_only(
     event = Webhook(endpoint["secret"]).verify(request.body, request.headers)
     assert (event["type"], event["data"]["id"]) == ("task.failed", failing["id"])
     assert event["data"]["error_message"] == "on purpose"
+
+
+def test_a_workflow_run_by_a_worker_reaches_its_endpoint_as_workflow_succeeded(
+    live, receiver, sender, settings
+):
+    settings.WEBHOOKS_URL_ALLOWLIST = ["127.0.0.1"]
+    endpoint = live.post(
+        "/api/v1/webhooks/endpoints/",
+        {"url": receiver.url + "/workflows", "event_types": ["workflow.succeeded"]},
+        format="json",
+    ).json()
+    step = {"task_type": "diagnostics.sleep", "input": {"seconds": 0.1, "steps": 1}}
+    submitted = live.post(
+        "/api/v1/workflows/",
+        {"name": "two steps", "steps": [{"name": "a", **step}, {"name": "b", **step}]},
+        format="json",
+    )
+    assert submitted.status_code == 202, submitted.content
+    workflow_id = submitted.json()["id"]
+
+    [request] = wait_until(lambda: receiver.requests, timeout=60, what="the workflow's event")
+
+    event = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+    assert event["type"] == "workflow.succeeded"
+    assert (event["data"]["id"], event["data"]["steps_done"]) == (workflow_id, 2)
+    # The endpoint wants workflow events only: the steps' task events were not sent to it.
+    assert len(receiver.requests) == 1
