@@ -12,6 +12,7 @@ the same way (``workflow.announce_workflow_moves_where``).
 from collections.abc import Callable
 
 from django.db import connection
+from django.db.models import QuerySet
 
 from api.errors import DomainError
 from tasks_app.errors import CallbackUrlNotAllowed
@@ -21,30 +22,31 @@ from tasks_app.models import TaskRecord, Workflow
 def records_to_announce(*, limit: int) -> list[TaskRecord]:
     """Up to ``limit`` marked records, oldest finish first, locked until the caller's
     transaction ends; another reader skips them (PostgreSQL) rather than waiting."""
-    records = TaskRecord.objects.filter(announce_pending=True).order_by("finished_at")
-    if connection.features.has_select_for_update_skip_locked:
-        records = records.select_for_update(skip_locked=True)
-    return list(records[:limit])
+    return _marked(TaskRecord.objects.all(), oldest_first="finished_at", limit=limit)
 
 
 def records_mark_announced(*, task_ids: list) -> int:
-    return TaskRecord.objects.filter(pk__in=task_ids, announce_pending=True).update(
-        announce_pending=False
-    )
+    return _unmark(TaskRecord.objects.filter(pk__in=task_ids))
 
 
 def workflows_to_announce(*, limit: int) -> list[Workflow]:
     """Up to ``limit`` marked workflows, oldest first, locked as ``records_to_announce``."""
-    workflows = Workflow.objects.filter(announce_pending=True).order_by("created_at")
-    if connection.features.has_select_for_update_skip_locked:
-        workflows = workflows.select_for_update(skip_locked=True)
-    return list(workflows[:limit])
+    return _marked(Workflow.objects.all(), oldest_first="created_at", limit=limit)
 
 
 def workflows_mark_announced(*, workflow_ids: list) -> int:
-    return Workflow.objects.filter(pk__in=workflow_ids, announce_pending=True).update(
-        announce_pending=False
-    )
+    return _unmark(Workflow.objects.filter(pk__in=workflow_ids))
+
+
+def _marked(rows: QuerySet, *, oldest_first: str, limit: int) -> list:
+    rows = rows.filter(announce_pending=True).order_by(oldest_first)
+    if connection.features.has_select_for_update_skip_locked:
+        rows = rows.select_for_update(skip_locked=True)
+    return list(rows[:limit])
+
+
+def _unmark(rows: QuerySet) -> int:
+    return rows.filter(announce_pending=True).update(announce_pending=False)
 
 
 # How a task's callback_url is checked at submit: by the app that sends callbacks
